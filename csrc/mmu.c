@@ -1,0 +1,488 @@
+/* The x86 MMU: paging state, the architectural page walk, virtual access.
+ *
+ * One walk loop serves the three paging modes; they differ by the level table
+ * below (index bits, entry size, which levels may map a large page, which
+ * carry permission bits).  Reserved-bit masks are derived from the paging
+ * state once, when it changes. */
+#include "kd_internal.h"
+
+typedef struct {
+    uint8_t shift;      /* lowest VA bit indexing this level */
+    uint8_t bits;       /* index width */
+    uint8_t can_large;  /* PS=1 maps a page here */
+    uint8_t has_perms;  /* R/W, U/S, XD and A exist (not in PAE PDPTEs) */
+} level_desc;
+
+typedef struct {
+    int nlevels;
+    int esize;          /* entry size in bytes */
+    level_desc lv[KD_MAX_LEVELS];
+} mode_desc;
+
+static const mode_desc MODES[4] = {
+    [KD_MODE_NONE] = {0, 0, {{0}}},
+    [KD_MODE_X86] = {2, 4, {{22, 10, 1, 1}, {12, 10, 0, 1}}},
+    [KD_MODE_PAE] = {3, 8, {{30, 2, 0, 0}, {21, 9, 1, 1}, {12, 9, 0, 1}}},
+    [KD_MODE_X64] = {4, 8, {{39, 9, 0, 1}, {30, 9, 1, 1}, {21, 9, 1, 1}, {12, 9, 0, 1}}},
+};
+
+#define BITS(hi, lo) ((~0ULL >> (63 - (hi))) & (~0ULL << (lo)))
+
+/* Width of the physical address in 32-bit mode's 4 MB pages (PSE-36 carries at most 40). */
+static inline unsigned pse_width(const kd_machine *m)
+{
+    return m->maxphyaddr < 40 ? (m->maxphyaddr < 32 ? 32 : m->maxphyaddr) : 40;
+}
+
+void kd_paging_derive(kd_machine *m)
+{
+    unsigned M = m->maxphyaddr;
+    int nxe = (m->flags & KD_EFER_NXE) != 0;
+    memset(m->rsvd, 0, sizeof m->rsvd);
+    m->addr_mask = BITS(M - 1, 12);
+    switch (m->mode) {
+    case KD_MODE_X86: {
+        /* 4 MB PDE: bits 20:13 carry PA bits 39:32 (PSE-36), those beyond the
+         * physical width are reserved, and bit 21 always is. */
+        unsigned w = pse_width(m);
+        m->rsvd[0][1] = BITS(21, 13 + (w - 32));
+        break;
+    }
+    case KD_MODE_PAE: {
+        uint64_t high = BITS(62, M);
+        uint64_t nx = nxe ? 0 : KD_PTE_NX;
+        /* PDPTE: only P, PWT, PCD and the address; XD is reserved here. */
+        m->rsvd[0][0] = BITS(63, M) | 0x1E6;
+        m->rsvd[1][0] = high | nx;
+        m->rsvd[1][1] = high | nx | BITS(20, 13);
+        m->rsvd[2][0] = high | nx;
+        break;
+    }
+    case KD_MODE_X64: {
+        uint64_t high = M < 52 ? BITS(51, M) : 0;
+        uint64_t nx = nxe ? 0 : KD_PTE_NX;
+        m->rsvd[0][0] = high | nx | KD_PTE_PS;  /* PS is reserved in a PML4E */
+        m->rsvd[1][0] = high | nx;
+        m->rsvd[1][1] = high | nx | BITS(29, 13);
+        m->rsvd[2][0] = high | nx;
+        m->rsvd[2][1] = high | nx | BITS(20, 13);
+        m->rsvd[3][0] = high | nx;
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static int check_cr3(const kd_machine *m, int mode, uint64_t cr3)
+{
+    switch (mode) {
+    case KD_MODE_NONE:
+        return KD_OK;
+    case KD_MODE_X86:
+        if (cr3 > 0xFFFFFFFFULL) return KD_E_RANGE;
+        return (cr3 & 0xFFF) ? KD_E_ALIGN : KD_OK;
+    case KD_MODE_PAE:
+        if (cr3 > 0xFFFFFFFFULL) return KD_E_RANGE;
+        return (cr3 & 0x1F) ? KD_E_ALIGN : KD_OK;  /* the PDPT is 32-byte aligned */
+    case KD_MODE_X64:
+        if (cr3 >> m->maxphyaddr) return KD_E_RANGE;
+        return (cr3 & 0xFFF) ? KD_E_ALIGN : KD_OK;
+    default:
+        return KD_E_INVAL;
+    }
+}
+
+int kd_set_paging(kd_machine *m, int mode, uint64_t cr3, uint32_t flags)
+{
+    if (!m || mode < KD_MODE_NONE || mode > KD_MODE_X64)
+        return KD_E_INVAL;
+    if (flags & ~(uint32_t)(KD_CR0_WP | KD_CR4_PSE | KD_CR4_PGE | KD_EFER_NXE))
+        return KD_E_INVAL;
+    int st = check_cr3(m, mode, cr3);
+    if (st != KD_OK)
+        return st;
+    m->mode = mode;
+    m->cr3 = mode == KD_MODE_NONE ? 0 : cr3;
+    m->flags = flags;
+    kd_paging_derive(m);
+    kd_tlb_flush(m, 1);
+    return KD_OK;
+}
+
+int kd_set_cr3(kd_machine *m, uint64_t cr3)
+{
+    if (!m)
+        return KD_E_INVAL;
+    int st = check_cr3(m, m->mode, cr3);
+    if (st != KD_OK)
+        return st;
+    m->cr3 = cr3;
+    /* MOV CR3 keeps global entries only while CR4.PGE is on. */
+    kd_tlb_flush(m, !(m->flags & KD_CR4_PGE));
+    return KD_OK;
+}
+
+int kd_get_paging(const kd_machine *m, kd_paging *out)
+{
+    if (!m || !out)
+        return KD_E_INVAL;
+    out->mode = m->mode;
+    out->flags = m->flags;
+    out->cr3 = m->cr3;
+    out->maxphyaddr = m->maxphyaddr;
+    return KD_OK;
+}
+
+int kd_set_maxphyaddr(kd_machine *m, uint32_t bits)
+{
+    if (!m)
+        return KD_E_INVAL;
+    if (bits < 32 || bits > 52)
+        return KD_E_RANGE;
+    if (m->mode == KD_MODE_X64 && (m->cr3 >> bits))
+        return KD_E_RANGE;
+    m->maxphyaddr = bits;
+    kd_paging_derive(m);
+    kd_tlb_flush(m, 1);
+    return KD_OK;
+}
+
+static inline uint64_t read_entry(const kd_machine *m, uint64_t pa, int esize)
+{
+    if (esize == 8) {
+        uint64_t v;
+        memcpy(&v, m->ram + pa, 8);
+        return v;
+    }
+    uint32_t v;
+    memcpy(&v, m->ram + pa, 4);
+    return v;
+}
+
+static inline void write_entry(kd_machine *m, uint64_t pa, int esize, uint64_t v)
+{
+    if (esize == 8) {
+        memcpy(m->ram + pa, &v, 8);
+    } else {
+        uint32_t w = (uint32_t)v;
+        memcpy(m->ram + pa, &w, 4);
+    }
+}
+
+static inline int fail(kd_walk *w, int status, int level, uint32_t ec)
+{
+    w->status = status;
+    w->fault_level = level;
+    w->error_code = ec;
+    w->page_size = 0;
+    w->pa = 0;
+    return status;
+}
+
+/* The architectural walk.  cpu != 0 sets Accessed in the entries it passes
+ * through and, on success, Accessed (and Dirty for a write) in the leaf. */
+static inline int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, int cpu)
+{
+    const unsigned kind = access & KD_ACCESS_KIND_MASK;
+    const int user = (access & KD_ACCESS_USER) != 0;
+    const int mode = m->mode;
+    w->va = va;
+    w->nlevels = 0;
+    w->fault_level = 0;
+    w->error_code = 0;
+    w->tlb_hit = 0;
+    w->perms = 0;
+    m->stats.walks++;
+
+    if (mode == KD_MODE_NONE) {
+        w->pa = va;
+        w->page_size = KD_PAGE_SIZE;
+        w->perms = KD_PERM_WRITE | KD_PERM_USER | KD_PERM_EXEC;
+        w->status = KD_OK;
+        return KD_OK;
+    }
+    if (mode == KD_MODE_X64) {
+        if ((uint64_t)((int64_t)(va << 16) >> 16) != va)
+            return fail(w, KD_E_NONCANONICAL, 0, 0);
+    } else if (va >> 32) {
+        return fail(w, KD_E_VA_RANGE, 0, 0);
+    }
+
+    const mode_desc *md = &MODES[mode];
+    const int esize = md->esize;
+    const int nxe = (m->flags & KD_EFER_NXE) != 0;
+    /* I/D is reported only where execute-disable exists and is enabled. */
+    const uint32_t ec = (kind == KD_ACCESS_WRITE ? KD_PF_W : 0) | (user ? KD_PF_U : 0) |
+                        (kind == KD_ACCESS_EXEC && nxe && mode != KD_MODE_X86 ? KD_PF_ID : 0);
+    uint64_t table;
+    if (mode == KD_MODE_PAE)
+        table = m->cr3 & 0xFFFFFFE0ULL;
+    else if (mode == KD_MODE_X86)
+        table = m->cr3 & 0xFFFFF000ULL;
+    else
+        table = m->cr3 & m->addr_mask;
+
+    int rw = 1, us = 1, xd = 0;
+    for (int i = 0; i < md->nlevels; i++) {
+        const level_desc *L = &md->lv[i];
+        const int level = md->nlevels - i;
+        uint64_t idx = (va >> L->shift) & ((1ULL << L->bits) - 1);
+        uint64_t epa = table + idx * (uint64_t)esize;
+        if (!kd_phys_ok(m, epa, (uint64_t)esize))
+            return fail(w, KD_E_PHYS, level, 0);
+        uint64_t e = read_entry(m, epa, esize);
+        w->entry_pa[i] = epa;
+        w->entry_val[i] = e;
+        w->nlevels = i + 1;
+        if (!(e & KD_PTE_P))
+            return fail(w, KD_E_PAGE_FAULT, level, ec);
+        int large = L->can_large && (e & KD_PTE_PS) &&
+                    (mode != KD_MODE_X86 || (m->flags & KD_CR4_PSE));
+        if (e & m->rsvd[i][large])
+            return fail(w, KD_E_PAGE_FAULT, level, ec | KD_PF_P | KD_PF_RSVD);
+        if (L->has_perms) {
+            rw &= (e & KD_PTE_RW) != 0;
+            us &= (e & KD_PTE_US) != 0;
+            if (esize == 8)
+                xd |= (e & KD_PTE_NX) != 0;
+        }
+        int leaf = large || i == md->nlevels - 1;
+        if (!leaf) {
+            if (cpu && L->has_perms && !(e & KD_PTE_A)) {
+                e |= KD_PTE_A;
+                write_entry(m, epa, esize, e);
+                w->entry_val[i] = e;
+            }
+            table = (esize == 8 ? e & m->addr_mask : e & 0xFFFFF000ULL);
+            continue;
+        }
+
+        uint64_t size = 1ULL << L->shift;
+        uint64_t base;
+        if (esize == 8) {
+            base = e & m->addr_mask & ~(size - 1);
+        } else if (large) {
+            unsigned pw = pse_width(m);
+            base = (e & 0xFFC00000ULL) | (((e >> 13) & 0xFFULL) << 32);
+            base &= (pw >= 64 ? ~0ULL : ((1ULL << pw) - 1));
+        } else {
+            base = e & 0xFFFFF000ULL;
+        }
+
+        uint32_t perms = (rw ? KD_PERM_WRITE : 0) | (us ? KD_PERM_USER : 0) |
+                         ((nxe && xd) ? 0 : KD_PERM_EXEC) |
+                         ((e & KD_PTE_G) && (m->flags & KD_CR4_PGE) ? KD_PERM_GLOBAL : 0) |
+                         ((e & KD_PTE_D) ? KD_PERM_DIRTY : 0);
+        int denied = 0;
+        if (user && !us)
+            denied = 1;
+        else if (kind == KD_ACCESS_WRITE && !rw && (user || (m->flags & KD_CR0_WP)))
+            denied = 1;
+        else if (kind == KD_ACCESS_EXEC && !(perms & KD_PERM_EXEC))
+            denied = 1;
+        if (denied)
+            return fail(w, KD_E_PAGE_FAULT, level, ec | KD_PF_P);
+
+        if (cpu) {
+            uint64_t ne = e | KD_PTE_A | (kind == KD_ACCESS_WRITE ? KD_PTE_D : 0);
+            if (ne != e) {
+                write_entry(m, epa, esize, ne);
+                w->entry_val[i] = ne;
+            }
+            if (ne & KD_PTE_D)
+                perms |= KD_PERM_DIRTY;
+        }
+        w->page_size = size;
+        w->pa = base | (va & (size - 1));
+        w->perms = perms;
+        w->status = KD_OK;
+        return KD_OK;
+    }
+    return fail(w, KD_E_PAGE_FAULT, 1, ec);  /* not reached: the last level is a leaf */
+}
+
+static inline int tlb_permits(const kd_tlb_entry *e, unsigned kind, int user, uint32_t flags)
+{
+    if (user && !(e->perms & KD_PERM_USER))
+        return 0;
+    if (kind == KD_ACCESS_WRITE) {
+        if (!(e->perms & KD_PERM_WRITE) && (user || (flags & KD_CR0_WP)))
+            return 0;
+        /* A write through a clean entry walks again so the CPU can set Dirty. */
+        if (!(e->perms & KD_PERM_DIRTY))
+            return 0;
+    }
+    if (kind == KD_ACCESS_EXEC && !(e->perms & KD_PERM_EXEC))
+        return 0;
+    return 1;
+}
+
+/* A CPU access: the TLB first, then a walk that fills it.  An entry that does
+ * not allow the access is dropped and the tables are walked again (the fault
+ * would have invalidated it, and the retried access walks). */
+static inline int cpu_translate(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w)
+{
+    if (m->mode != KD_MODE_NONE) {
+        kd_tlb_entry *e = kd_tlb_lookup(m, va);
+        if (e) {
+            unsigned kind = access & KD_ACCESS_KIND_MASK;
+            if (tlb_permits(e, kind, (access & KD_ACCESS_USER) != 0, m->flags)) {
+                m->stats.tlb_hits++;
+                w->va = va;
+                w->pa = (e->pfn << KD_PAGE_SHIFT) | (va & KD_PAGE_MASK);
+                w->page_size = 1ULL << e->shift;
+                w->nlevels = 0;
+                w->status = KD_OK;
+                w->fault_level = 0;
+                w->error_code = 0;
+                w->perms = e->perms;
+                w->tlb_hit = 1;
+                return KD_OK;
+            }
+            kd_tlb_drop(m, e);
+        }
+        m->stats.tlb_misses++;
+    }
+    int st = walk(m, va, access, w, 1);
+    if (st == KD_OK) {
+        if (m->mode != KD_MODE_NONE)
+            kd_tlb_fill(m, va, w);
+    } else {
+        m->stats.faults++;
+    }
+    return st;
+}
+
+static inline int translate(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w)
+{
+    if (access & KD_ACCESS_PROBE) {
+        m->stats.probes++;
+        return walk(m, va, access, w, 0);
+    }
+    return cpu_translate(m, va, access, w);
+}
+
+static int check_access(uint32_t access)
+{
+    if (access & ~(uint32_t)(KD_ACCESS_KIND_MASK | KD_ACCESS_USER | KD_ACCESS_PROBE))
+        return 0;
+    return (access & KD_ACCESS_KIND_MASK) != 3;
+}
+
+int kd_translate(kd_machine *m, uint64_t va, uint32_t access, kd_walk *out)
+{
+    if (!m || !out || !check_access(access))
+        return KD_E_INVAL;
+    return translate(m, va, access, out);
+}
+
+uint64_t kd_probe_pa(kd_machine *m, uint64_t va)
+{
+    kd_walk w;
+    if (!m)
+        return KD_BAD_PA;
+    m->stats.probes++;
+    return walk(m, va, KD_ACCESS_READ, &w, 0) == KD_OK ? w.pa : KD_BAD_PA;
+}
+
+int kd_translate_batch(kd_machine *m, const uint64_t *vas, uint64_t n, uint32_t access,
+                       uint64_t *pas, int32_t *status)
+{
+    if (!m || !check_access(access) || (n && (!vas || !pas || !status)))
+        return KD_E_INVAL;
+    kd_walk w;
+    for (uint64_t i = 0; i < n; i++) {
+        int st = translate(m, vas[i], access, &w);
+        pas[i] = st == KD_OK ? w.pa : KD_BAD_PA;
+        status[i] = st;
+    }
+    return KD_OK;
+}
+
+typedef struct {
+    uint8_t *buf;
+    int write;
+} virt_ctx;
+
+static void piece_copy(uint8_t *host, uint64_t off, uint64_t n, void *ctx)
+{
+    virt_ctx *c = ctx;
+    if (c->write)
+        memcpy(host, c->buf + off, n);
+    else
+        memcpy(c->buf + off, host, n);
+}
+
+static int virt_access(kd_machine *m, uint64_t va, uint8_t *buf, uint64_t len, uint32_t access,
+                       int write, uint64_t *done, kd_walk *fault)
+{
+    uint64_t did = 0;
+    kd_walk w;
+    if (done)
+        *done = 0;
+    if (!m || (len && !buf) || !check_access(access))
+        return KD_E_INVAL;
+    if (len && va + (len - 1) < va)
+        return KD_E_RANGE;
+    int st = KD_OK;
+    while (did < len) {
+        uint64_t cur = va + did;
+        uint64_t n = KD_PAGE_SIZE - (cur & KD_PAGE_MASK);
+        if (n > len - did)
+            n = len - did;
+        st = translate(m, cur, access, &w);
+        if (st != KD_OK)
+            break;
+        virt_ctx c = {buf + did, write};
+        uint64_t got = 0;
+        st = kd_phys_span(m, w.pa, n, piece_copy, &c, &got);
+        did += got;
+        if (st != KD_OK) {
+            w.status = st;
+            break;
+        }
+    }
+    if (done)
+        *done = did;
+    if (fault && st != KD_OK)
+        *fault = w;
+    return st;
+}
+
+int kd_virt_read(kd_machine *m, uint64_t va, void *buf, uint64_t len, uint32_t access,
+                 uint64_t *done, kd_walk *fault)
+{
+    if ((access & KD_ACCESS_KIND_MASK) == KD_ACCESS_WRITE)
+        return KD_E_INVAL;
+    return virt_access(m, va, buf, len, access, 0, done, fault);
+}
+
+int kd_virt_write(kd_machine *m, uint64_t va, const void *buf, uint64_t len, uint32_t access,
+                  uint64_t *done, kd_walk *fault)
+{
+    unsigned kind = access & KD_ACCESS_KIND_MASK;
+    if (kind != KD_ACCESS_READ && kind != KD_ACCESS_WRITE)
+        return KD_E_INVAL;
+    /* A CPU store needs write rights; a debugger's store only a present mapping. */
+    uint32_t a = access & ~(uint32_t)KD_ACCESS_KIND_MASK;
+    if (!(a & KD_ACCESS_PROBE))
+        a |= KD_ACCESS_WRITE;
+    return virt_access(m, va, (uint8_t *)buf, len, a, 1, done, fault);
+}
+
+int kd_get_stats(const kd_machine *m, kd_stats *out)
+{
+    if (!m || !out)
+        return KD_E_INVAL;
+    *out = m->stats;
+    return KD_OK;
+}
+
+int kd_reset_stats(kd_machine *m)
+{
+    if (!m)
+        return KD_E_INVAL;
+    memset(&m->stats, 0, sizeof m->stats);
+    return KD_OK;
+}

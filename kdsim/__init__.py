@@ -1,0 +1,2 @@
+"""kdsim: a kd/WinDbg-style kernel-debugger shell attached to an emulated machine."""
+__version__ = "0.1.0"

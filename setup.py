@@ -1,0 +1,1 @@
+from setuptools import setup; setup(cffi_modules=["kdsim/machine/_build.py:ffibuilder"])
