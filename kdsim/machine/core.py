@@ -160,8 +160,11 @@ class Machine:
 
     def discard_pages(self, pa: int, n: int) -> None:
         """Give the host memory behind whole guest pages back; they read as zeros."""
-        check(lib.kd_phys_discard(self._h, _u64(pa, "physical address"), _u64(n, "length")),
-              "discard")
+        pa, n = _u64(pa, "physical address"), _u64(n, "length")
+        st = lib.kd_phys_discard(self._h, pa, n)
+        if st == lib.KD_E_PHYS:
+            raise PhysicalMemoryError(st, pa)
+        check(st, "discard")
 
     # -- paging state ------------------------------------------------------------------
 
