@@ -453,6 +453,8 @@ static int virt_access(kd_machine *m, uint64_t va, uint8_t *buf, uint64_t len, u
 int kd_virt_read(kd_machine *m, uint64_t va, void *buf, uint64_t len, uint32_t access,
                  uint64_t *done, kd_walk *fault)
 {
+    if (done)
+        *done = 0;
     if ((access & KD_ACCESS_KIND_MASK) == KD_ACCESS_WRITE)
         return KD_E_INVAL;
     return virt_access(m, va, buf, len, access, 0, done, fault);
@@ -461,6 +463,8 @@ int kd_virt_read(kd_machine *m, uint64_t va, void *buf, uint64_t len, uint32_t a
 int kd_virt_write(kd_machine *m, uint64_t va, const void *buf, uint64_t len, uint32_t access,
                   uint64_t *done, kd_walk *fault)
 {
+    if (done)
+        *done = 0;
     unsigned kind = access & KD_ACCESS_KIND_MASK;
     if (kind != KD_ACCESS_READ && kind != KD_ACCESS_WRITE)
         return KD_E_INVAL;
