@@ -18,6 +18,7 @@ typedef struct kd_tlb_entry {
 } kd_tlb_entry;
 
 struct kd_machine {
+    uint64_t  refs;
     uint8_t  *ram;               /* one host reservation of map_bytes */
     uint64_t  ram_bytes;
     uint64_t  map_bytes;

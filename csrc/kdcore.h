@@ -120,6 +120,9 @@ const char *kd_strerror(int status);
 /* Machine and RAM.  ram_bytes is a multiple of 4 KB, at most KD_MAX_RAM.
  * Host memory is reserved once and backed on first touch. */
 int kd_machine_new(uint64_t ram_bytes, kd_machine **out);
+/* A machine is counted: kd_machine_new gives one reference, kd_machine_retain adds
+ * one, kd_machine_free drops one and frees the machine with the last. */
+int kd_machine_retain(kd_machine *m);
 void kd_machine_free(kd_machine *m);
 uint64_t kd_ram_size(const kd_machine *m);
 

@@ -180,20 +180,43 @@ static inline int fail(kd_walk *w, int status, int level, uint32_t ec)
     return status;
 }
 
+/* A paging-structure cache for the probes of one batch call: the page table a VA's
+ * leaf entry lives in and the rights gathered above it, keyed by the VA bits that
+ * chose that table.  The tables cannot change during a batch of probes (nothing
+ * writes), so a hit gives exactly what the full walk would. */
+#define PWC_SLOTS 256
+#define PWC_EMPTY (~0ULL)  /* no key: va >> 21 never has all 64 bits set */
+typedef struct {
+    uint64_t key;
+    uint64_t table;
+    uint32_t rights;       /* bit 0 R/W, bit 1 U/S, bit 2 XD, as gathered so far */
+    uint32_t pad;
+} pwc_entry;
+typedef struct {
+    pwc_entry e[PWC_SLOTS];
+} kd_pwc;
+
+static inline unsigned pwc_slot(uint64_t key)
+{
+    return (unsigned)((key ^ (key >> 8) ^ (key >> 16)) & (PWC_SLOTS - 1));
+}
+
 /* The architectural walk.  cpu != 0 sets Accessed in the entries it passes
  * through and, on success, Accessed (and Dirty for a write) in the leaf. */
-static inline int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, int cpu)
+static inline __attribute__((always_inline)) int
+walk_mode(kd_machine *m, const int mode, uint64_t va, uint32_t access, kd_walk *w, int cpu,
+          kd_pwc *pwc, int record)
 {
     const unsigned kind = access & KD_ACCESS_KIND_MASK;
     const int user = (access & KD_ACCESS_USER) != 0;
-    const int mode = m->mode;
-    w->va = va;
-    w->nlevels = 0;
-    w->fault_level = 0;
-    w->error_code = 0;
-    w->tlb_hit = 0;
-    w->perms = 0;
-    m->stats.walks++;
+    if (record) {
+        w->va = va;
+        w->nlevels = 0;
+        w->fault_level = 0;
+        w->error_code = 0;
+        w->tlb_hit = 0;
+        w->perms = 0;
+    }
 
     if (mode == KD_MODE_NONE) {
         w->pa = va;
@@ -223,8 +246,20 @@ static inline int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, 
     else
         table = m->cr3 & m->addr_mask;
 
-    int rw = 1, us = 1, xd = 0;
-    for (int i = 0; i < md->nlevels; i++) {
+    int rw = 1, us = 1, xd = 0, start = 0;
+    const int last = md->nlevels - 1;
+    if (pwc) {
+        uint64_t key = va >> md->lv[last - 1].shift;
+        const pwc_entry *c = &pwc->e[pwc_slot(key)];
+        if (c->key == key) {
+            start = last;
+            table = c->table;
+            rw = c->rights & 1;
+            us = (c->rights >> 1) & 1;
+            xd = (c->rights >> 2) & 1;
+        }
+    }
+    for (int i = start; i < md->nlevels; i++) {
         const level_desc *L = &md->lv[i];
         const int level = md->nlevels - i;
         uint64_t idx = (va >> L->shift) & ((1ULL << L->bits) - 1);
@@ -232,9 +267,11 @@ static inline int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, 
         if (!kd_phys_ok(m, epa, (uint64_t)esize))
             return fail(w, KD_E_PHYS, level, 0);
         uint64_t e = read_entry(m, epa, esize);
-        w->entry_pa[i] = epa;
-        w->entry_val[i] = e;
-        w->nlevels = i + 1;
+        if (record) {
+            w->entry_pa[i] = epa;
+            w->entry_val[i] = e;
+            w->nlevels = i + 1;
+        }
         if (!(e & KD_PTE_P))
             return fail(w, KD_E_PAGE_FAULT, level, ec);
         int large = L->can_large && (e & KD_PTE_PS) &&
@@ -247,14 +284,22 @@ static inline int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, 
             if (esize == 8)
                 xd |= (e & KD_PTE_NX) != 0;
         }
-        int leaf = large || i == md->nlevels - 1;
+        int leaf = large || i == last;
         if (!leaf) {
             if (cpu && L->has_perms && !(e & KD_PTE_A)) {
                 e |= KD_PTE_A;
                 write_entry(m, epa, esize, e);
-                w->entry_val[i] = e;
+                if (record)
+                    w->entry_val[i] = e;
             }
             table = (esize == 8 ? e & m->addr_mask : e & 0xFFFFF000ULL);
+            if (pwc && i + 1 == last) {
+                uint64_t key = va >> L->shift;
+                pwc_entry *c = &pwc->e[pwc_slot(key)];
+                c->key = key;
+                c->table = table;
+                c->rights = (uint32_t)rw | (uint32_t)us << 1 | (uint32_t)xd << 2;
+            }
             continue;
         }
 
@@ -288,7 +333,8 @@ static inline int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, 
             uint64_t ne = e | KD_PTE_A | (kind == KD_ACCESS_WRITE ? KD_PTE_D : 0);
             if (ne != e) {
                 write_entry(m, epa, esize, ne);
-                w->entry_val[i] = ne;
+                if (record)
+                    w->entry_val[i] = ne;
             }
             if (ne & KD_PTE_D)
                 perms |= KD_PERM_DIRTY;
@@ -300,6 +346,11 @@ static inline int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, 
         return KD_OK;
     }
     return fail(w, KD_E_PAGE_FAULT, 1, ec);  /* not reached: the last level is a leaf */
+}
+
+static int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, int cpu, int record)
+{
+    return walk_mode(m, m->mode, va, access, w, cpu, NULL, record);
 }
 
 static inline int tlb_permits(const kd_tlb_entry *e, unsigned kind, int user, uint32_t flags)
@@ -344,7 +395,8 @@ static inline int cpu_translate(kd_machine *m, uint64_t va, uint32_t access, kd_
         }
         m->stats.tlb_misses++;
     }
-    int st = walk(m, va, access, w, 1);
+    m->stats.walks++;
+    int st = walk(m, va, access, w, 1, 1);
     if (st == KD_OK) {
         if (m->mode != KD_MODE_NONE)
             kd_tlb_fill(m, va, w);
@@ -358,7 +410,8 @@ static inline int translate(kd_machine *m, uint64_t va, uint32_t access, kd_walk
 {
     if (access & KD_ACCESS_PROBE) {
         m->stats.probes++;
-        return walk(m, va, access, w, 0);
+        m->stats.walks++;
+        return walk(m, va, access, w, 0, 1);
     }
     return cpu_translate(m, va, access, w);
 }
@@ -383,7 +436,8 @@ uint64_t kd_probe_pa(kd_machine *m, uint64_t va)
     if (!m)
         return KD_BAD_PA;
     m->stats.probes++;
-    return walk(m, va, KD_ACCESS_READ, &w, 0) == KD_OK ? w.pa : KD_BAD_PA;
+    m->stats.walks++;
+    return walk(m, va, KD_ACCESS_READ, &w, 0, 0) == KD_OK ? w.pa : KD_BAD_PA;
 }
 
 int kd_translate_batch(kd_machine *m, const uint64_t *vas, uint64_t n, uint32_t access,
@@ -392,8 +446,29 @@ int kd_translate_batch(kd_machine *m, const uint64_t *vas, uint64_t n, uint32_t 
     if (!m || !check_access(access) || (n && (!vas || !pas || !status)))
         return KD_E_INVAL;
     kd_walk w;
+    if (access & KD_ACCESS_PROBE) {
+        kd_pwc pwc;
+        memset(&pwc, 0xFF, sizeof pwc);  /* every key PWC_EMPTY */
+        m->stats.probes += n;
+        m->stats.walks += n;
+        /* One loop per mode, so the level table folds into constants. */
+#define BATCH_LOOP(MODE)                                                          \
+        for (uint64_t i = 0; i < n; i++) {                                        \
+            int st = walk_mode(m, MODE, vas[i], access, &w, 0, &pwc, 0);          \
+            pas[i] = st == KD_OK ? w.pa : KD_BAD_PA;                              \
+            status[i] = st;                                                       \
+        }
+        switch (m->mode) {
+        case KD_MODE_X64: BATCH_LOOP(KD_MODE_X64) break;
+        case KD_MODE_PAE: BATCH_LOOP(KD_MODE_PAE) break;
+        case KD_MODE_X86: BATCH_LOOP(KD_MODE_X86) break;
+        default: BATCH_LOOP(KD_MODE_NONE) break;
+        }
+#undef BATCH_LOOP
+        return KD_OK;
+    }
     for (uint64_t i = 0; i < n; i++) {
-        int st = translate(m, vas[i], access, &w);
+        int st = cpu_translate(m, vas[i], access, &w);
         pas[i] = st == KD_OK ? w.pa : KD_BAD_PA;
         status[i] = st;
     }

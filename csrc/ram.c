@@ -46,6 +46,7 @@ int kd_machine_new(uint64_t ram_bytes, kd_machine **out)
 #ifdef MADV_NOHUGEPAGE
     madvise(p, ram_bytes, MADV_NOHUGEPAGE);
 #endif
+    m->refs = 1;
     m->ram = p;
     m->ram_bytes = ram_bytes;
     m->map_bytes = ram_bytes;
@@ -61,9 +62,17 @@ int kd_machine_new(uint64_t ram_bytes, kd_machine **out)
     return KD_OK;
 }
 
+int kd_machine_retain(kd_machine *m)
+{
+    if (!m || m->refs == 0)
+        return KD_E_INVAL;
+    m->refs++;
+    return KD_OK;
+}
+
 void kd_machine_free(kd_machine *m)
 {
-    if (!m)
+    if (!m || --m->refs > 0)
         return;
     if (m->ram)
         munmap(m->ram, m->map_bytes);

@@ -21,14 +21,21 @@ def cdef_text(header: str) -> str:
     return re.sub(r"\[[A-Z_][A-Z0-9_]*\]", "[...]", body)
 
 
+HERE = pathlib.Path(__file__).resolve().parent
+
 ffibuilder = FFI()
 ffibuilder.cdef(cdef_text((CSRC / "kdcore.h").read_text()))
+# The CPython fast-call probe (see _fastprobe.h) is the one entry outside kdcore.h.
+ffibuilder.cdef("int kd_py_bind_probe(kd_machine *m, uintptr_t out_list, uintptr_t err_cls);")
 ffibuilder.set_source(
     "kdsim.machine._kdcore",
-    '#include "kdcore.h"',
+    '#include "kdcore.h"\n#include "_fastprobe.h"',
     sources=[str((CSRC / s).relative_to(ROOT)) for s in SOURCES],
-    include_dirs=[str(CSRC.relative_to(ROOT))],
-    extra_compile_args=["-O2", "-std=c11", "-fno-strict-aliasing"],
+    include_dirs=[str(CSRC.relative_to(ROOT)), str(HERE.relative_to(ROOT))],
+    # _fastprobe.h uses METH_FASTCALL, outside the limited API
+    py_limited_api=False,
+    define_macros=[("_CFFI_NO_LIMITED_API", None)],
+    extra_compile_args=["-O3", "-std=c11", "-fno-strict-aliasing"],
 )
 
 if __name__ == "__main__":

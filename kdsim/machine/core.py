@@ -4,6 +4,7 @@ Every call goes call -> check -> raise a typed error; the handle is freed by
 ``ffi.gc``; the cffi module stays private to this package."""
 from __future__ import annotations
 
+import platform
 import re
 from typing import Iterable, NamedTuple
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from ._kdcore import ffi, lib
 from .errors import KdArgumentError, PhysicalMemoryError, VirtualMemoryError, check
-from .translation import Translation
+from .translation import Translation, unpack_walk
 
 PAGE_SIZE = lib.KD_PAGE_SIZE
 BAD_PA = lib.KD_BAD_PA
@@ -66,6 +67,27 @@ def _access_flags(access: str, user: bool, probe: bool) -> int:
     return flags
 
 
+def _bind_translate_pa(handle):
+    """The hot single-address probe: ``translate_pa(va) -> int | None``.
+
+    On CPython it is a METH_FASTCALL builtin from _fastprobe.h (a plain cffi call
+    costs several times the walk); elsewhere a closure over the cffi call."""
+    if platform.python_implementation() == "CPython":
+        out: list = []
+        check(lib.kd_py_bind_probe(handle, id(out), id(KdArgumentError)), "translate_pa")
+        return out[0]
+
+    def translate_pa(va, _probe=lib.kd_probe_pa, _h=handle, _bad=BAD_PA):
+        """Kernel-read probe of ``va``: its physical address, or None."""
+        try:
+            pa = _probe(_h, va)
+        except OverflowError:
+            raise KdArgumentError(lib.KD_E_RANGE, f"virtual address {va!r}") from None
+        return None if pa == _bad else pa
+
+    return translate_pa
+
+
 class Machine:
     """Guest physical RAM of ``ram_bytes`` with optional ``runs`` of
     ``(start, length)`` (page-aligned; everything else is a hole), and an MMU."""
@@ -76,20 +98,12 @@ class Machine:
         check(lib.kd_machine_new(size, out), "guest RAM size")
         self._h = ffi.gc(out[0], lib.kd_machine_free)
         self._walk = ffi.new("kd_walk *")
+        self._mode = "none"  # only set_paging changes it
         self._u64 = ffi.new("uint64_t *")
         if runs is not None:
             self.set_runs(runs)
 
-        # The hot single-address probe, bound once: no attribute look-ups per call.
-        def translate_pa(va, _probe=lib.kd_probe_pa, _h=self._h, _bad=BAD_PA):
-            """Kernel-read probe of ``va``: its physical address, or None."""
-            try:
-                pa = _probe(_h, va)
-            except OverflowError:
-                raise KdArgumentError(lib.KD_E_RANGE, f"virtual address {va!r}") from None
-            return None if pa == _bad else pa
-
-        self.translate_pa = translate_pa
+        self.translate_pa = _bind_translate_pa(self._h)
 
     # -- physical memory ---------------------------------------------------------------
 
@@ -176,6 +190,7 @@ class Machine:
         flags = ((lib.KD_CR0_WP if wp else 0) | (lib.KD_CR4_PSE if pse else 0) |
                  (lib.KD_CR4_PGE if pge else 0) | (lib.KD_EFER_NXE if nxe else 0))
         check(lib.kd_set_paging(self._h, MODES[mode], _u64(cr3, "CR3"), flags), "CR3")
+        self._mode = mode
 
     @property
     def paging(self) -> PagingState:
@@ -208,12 +223,7 @@ class Machine:
         st = lib.kd_translate(self._h, _u64(va, "virtual address"), flags, self._walk)
         if st == lib.KD_E_INVAL:
             check(st, "translate")
-        return Translation(self._walk, self._mode_name())
-
-    def _mode_name(self) -> str:
-        p = ffi.new("kd_paging *")
-        lib.kd_get_paging(self._h, p)
-        return MODE_NAMES[p.mode]
+        return Translation(unpack_walk(self._walk), self._mode)
 
     def translate_batch(self, vas, access: str = "r", user: bool = False,
                         probe: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -246,7 +256,7 @@ class Machine:
             check(st, "virtual read")
         if st != lib.KD_OK:
             got = done[0]
-            raise VirtualMemoryError(st, va + got, Translation(self._walk, self._mode_name()),
+            raise VirtualMemoryError(st, va + got, Translation(unpack_walk(self._walk), self._mode),
                                      got, ffi.buffer(buf, got)[:] if got else b"")
         return ffi.buffer(buf, n)[:] if n else b""
 
@@ -262,7 +272,7 @@ class Machine:
         if st in (lib.KD_E_INVAL, lib.KD_E_RANGE):
             check(st, "virtual write")
         if st != lib.KD_OK:
-            raise VirtualMemoryError(st, va + done[0], Translation(self._walk, self._mode_name()),
+            raise VirtualMemoryError(st, va + done[0], Translation(unpack_walk(self._walk), self._mode),
                                      done[0])
 
     # -- TLB and counters --------------------------------------------------------------

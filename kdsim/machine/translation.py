@@ -1,7 +1,19 @@
 """The outcome of one address translation, as a value with its evidence."""
 from __future__ import annotations
 
-from ._kdcore import lib
+import struct
+
+from ._kdcore import ffi, lib
+
+# kd_walk read in one unpack: va, pa, page_size, entry_pa[4], entry_val[4], nlevels,
+# status, fault_level, error_code, perms, tlb_hit.
+_WALK = struct.Struct("<11Q3i3I")
+assert ffi.sizeof("kd_walk") == _WALK.size and ffi.offsetof("kd_walk", "nlevels") == 88
+
+
+def unpack_walk(walk) -> tuple:
+    """The fields of a ``kd_walk *`` as a tuple, in declaration order."""
+    return _WALK.unpack(ffi.buffer(walk))
 
 LEVEL_NAMES = {
     "x64": {4: "PML4E", 3: "PDPTE", 2: "PDE", 1: "PTE"},
@@ -23,19 +35,16 @@ class Translation:
     __slots__ = ("va", "status", "pa", "page_size", "levels", "fault_level",
                  "error_code", "perms", "tlb_hit", "mode")
 
-    def __init__(self, walk, mode: str):
-        self.va = walk.va
-        self.status = walk.status
+    def __init__(self, raw: tuple, mode: str):
+        (self.va, pa, page_size, e0, e1, e2, e3, v0, v1, v2, v3, n,
+         self.status, self.fault_level, self.error_code, perms, tlb_hit) = raw
         self.mode = mode
-        n = walk.nlevels
-        self.levels = tuple((walk.entry_pa[i], walk.entry_val[i]) for i in range(n))
-        self.fault_level = walk.fault_level
-        self.error_code = walk.error_code
-        self.tlb_hit = bool(walk.tlb_hit)
-        ok = walk.status == lib.KD_OK
-        self.pa = walk.pa if ok else None
-        self.page_size = walk.page_size if ok else None
-        self.perms = walk.perms if ok else 0
+        self.levels = tuple(zip((e0, e1, e2, e3)[:n], (v0, v1, v2, v3)[:n]))
+        self.tlb_hit = bool(tlb_hit)
+        ok = self.status == lib.KD_OK
+        self.pa = pa if ok else None
+        self.page_size = page_size if ok else None
+        self.perms = perms if ok else 0
 
     @property
     def ok(self) -> bool:

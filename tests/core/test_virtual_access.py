@@ -134,3 +134,17 @@ def test_refused_cr3_leaves_the_paging_state_as_it_was(m):
         m.cr3 = 0x1234
     assert m.paging == before
     assert m.paging.mode == "x64" and m.paging.wp and m.paging.nxe
+
+
+def test_translate_pa_keeps_working_after_the_machine_object_is_gone():
+    import gc
+    m = Machine(16 << 20)
+    pt = PageTables(m, "x64")
+    pt.map(BASE, 0x300000)
+    pt.activate()
+    probe = m.translate_pa
+    del m, pt
+    gc.collect()
+    assert probe(BASE + 8) == 0x300008 and probe(BASE + KB4) is None
+    with pytest.raises(TypeError):
+        probe("not an address")
