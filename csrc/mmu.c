@@ -181,11 +181,12 @@ static inline int fail(kd_walk *w, int status, int level, uint32_t ec)
 }
 
 /* A paging-structure cache for the probes of one batch call: the page table a VA's
- * leaf entry lives in and the rights gathered above it, keyed by the VA bits that
- * chose that table.  The tables cannot change during a batch of probes (nothing
+ * leaf entry lives in (only one lying wholly in RAM) and the rights gathered above
+ * it, keyed by the VA bits that chose that table.  The tables cannot change during a batch of probes (nothing
  * writes), so a hit gives exactly what the full walk would. */
 #define PWC_SLOTS 256
 #define PWC_EMPTY (~0ULL)  /* no key: va >> 21 never has all 64 bits set */
+#define BATCH_AHEAD 8      /* how far ahead a batch prefetches leaf entries */
 typedef struct {
     uint64_t key;
     uint64_t table;
@@ -264,7 +265,8 @@ walk_mode(kd_machine *m, const int mode, uint64_t va, uint32_t access, kd_walk *
         const int level = md->nlevels - i;
         uint64_t idx = (va >> L->shift) & ((1ULL << L->bits) - 1);
         uint64_t epa = table + idx * (uint64_t)esize;
-        if (!kd_phys_ok(m, epa, (uint64_t)esize))
+        /* A cached table was checked whole when it was cached. */
+        if (!(pwc && i == start && start) && !kd_phys_ok(m, epa, (uint64_t)esize))
             return fail(w, KD_E_PHYS, level, 0);
         uint64_t e = read_entry(m, epa, esize);
         if (record) {
@@ -293,7 +295,7 @@ walk_mode(kd_machine *m, const int mode, uint64_t va, uint32_t access, kd_walk *
                     w->entry_val[i] = e;
             }
             table = (esize == 8 ? e & m->addr_mask : e & 0xFFFFF000ULL);
-            if (pwc && i + 1 == last) {
+            if (pwc && i + 1 == last && kd_phys_ok(m, table, KD_PAGE_SIZE)) {
                 uint64_t key = va >> L->shift;
                 pwc_entry *c = &pwc->e[pwc_slot(key)];
                 c->key = key;
@@ -350,7 +352,12 @@ walk_mode(kd_machine *m, const int mode, uint64_t va, uint32_t access, kd_walk *
 
 static int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, int cpu, int record)
 {
-    return walk_mode(m, m->mode, va, access, w, cpu, NULL, record);
+    switch (m->mode) {  /* one instance per mode: the level table folds into constants */
+    case KD_MODE_X64: return walk_mode(m, KD_MODE_X64, va, access, w, cpu, NULL, record);
+    case KD_MODE_PAE: return walk_mode(m, KD_MODE_PAE, va, access, w, cpu, NULL, record);
+    case KD_MODE_X86: return walk_mode(m, KD_MODE_X86, va, access, w, cpu, NULL, record);
+    default: return walk_mode(m, KD_MODE_NONE, va, access, w, cpu, NULL, record);
+    }
 }
 
 static inline int tlb_permits(const kd_tlb_entry *e, unsigned kind, int user, uint32_t flags)
@@ -440,33 +447,83 @@ uint64_t kd_probe_pa(kd_machine *m, uint64_t va)
     return walk(m, va, KD_ACCESS_READ, &w, 0, 0) == KD_OK ? w.pa : KD_BAD_PA;
 }
 
+/* The probes of one batch: restrict tells the compiler the output arrays and the
+ * cache do not alias the machine, so its fields stay in registers across the loop. */
+static inline __attribute__((always_inline)) void
+batch_probe(kd_machine *m, const int mode, const uint64_t *restrict vas, uint64_t n,
+            uint32_t access, uint64_t *restrict pas, int32_t *restrict status,
+            kd_pwc *restrict pwc)
+{
+    kd_walk w;
+    const mode_desc *md = &MODES[mode];
+    const int last = md->nlevels - 1;
+    for (uint64_t i = 0; i < n; i++) {
+        /* Fetch the leaf entry of an address a few places ahead, when its table is
+         * known: the walks are bound by the latency of that one read. */
+        if (mode != KD_MODE_NONE && i + BATCH_AHEAD < n) {
+            uint64_t ahead = vas[i + BATCH_AHEAD];
+            uint64_t key = ahead >> md->lv[last - 1].shift;
+            const pwc_entry *c = &pwc->e[pwc_slot(key)];
+            if (c->key == key) {
+                uint64_t idx = (ahead >> md->lv[last].shift) & ((1ULL << md->lv[last].bits) - 1);
+                __builtin_prefetch(m->ram + c->table + idx * (uint64_t)md->esize);
+            }
+        }
+        const uint64_t va = vas[i];
+        if (mode != KD_MODE_NONE && access == (KD_ACCESS_READ | KD_ACCESS_PROBE)) {
+            /* A kernel read whose page table is cached needs one entry: present and
+             * free of reserved bits means mapped (no right restricts a kernel read).
+             * A key can only match an address the mode accepts (canonical, 32 bits),
+             * because it came from one. */
+            uint64_t key = va >> md->lv[last - 1].shift;
+            const pwc_entry *c = &pwc->e[pwc_slot(key)];
+            if (c->key == key) {
+                uint64_t idx = (va >> md->lv[last].shift) & ((1ULL << md->lv[last].bits) - 1);
+                uint64_t e = read_entry(m, c->table + idx * (uint64_t)md->esize, md->esize);
+                if ((e & KD_PTE_P) && !(e & m->rsvd[last][0])) {
+                    pas[i] = (e & (md->esize == 8 ? m->addr_mask : 0xFFFFF000ULL)) |
+                             (va & KD_PAGE_MASK);
+                    status[i] = KD_OK;
+                    continue;
+                }
+            }
+        }
+        int st = walk_mode(m, mode, va, access, &w, 0, pwc, 0);
+        pas[i] = st == KD_OK ? w.pa : KD_BAD_PA;
+        status[i] = st;
+    }
+}
+
 int kd_translate_batch(kd_machine *m, const uint64_t *vas, uint64_t n, uint32_t access,
                        uint64_t *pas, int32_t *status)
 {
     if (!m || !check_access(access) || (n && (!vas || !pas || !status)))
         return KD_E_INVAL;
-    kd_walk w;
     if (access & KD_ACCESS_PROBE) {
         kd_pwc pwc;
         memset(&pwc, 0xFF, sizeof pwc);  /* every key PWC_EMPTY */
         m->stats.probes += n;
         m->stats.walks += n;
-        /* One loop per mode, so the level table folds into constants. */
-#define BATCH_LOOP(MODE)                                                          \
-        for (uint64_t i = 0; i < n; i++) {                                        \
-            int st = walk_mode(m, MODE, vas[i], access, &w, 0, &pwc, 0);          \
-            pas[i] = st == KD_OK ? w.pa : KD_BAD_PA;                              \
-            status[i] = st;                                                       \
-        }
+        /* One loop per mode, so the level table folds into constants, and one more
+         * for the common kernel-read probe, whose permission checks fold away. */
+        const uint32_t kread = KD_ACCESS_READ | KD_ACCESS_PROBE;
+#define BATCH(MODE)                                                             \
+        do {                                                                    \
+            if (access == kread)                                                \
+                batch_probe(m, MODE, vas, n, kread, pas, status, &pwc);         \
+            else                                                                \
+                batch_probe(m, MODE, vas, n, access, pas, status, &pwc);        \
+        } while (0)
         switch (m->mode) {
-        case KD_MODE_X64: BATCH_LOOP(KD_MODE_X64) break;
-        case KD_MODE_PAE: BATCH_LOOP(KD_MODE_PAE) break;
-        case KD_MODE_X86: BATCH_LOOP(KD_MODE_X86) break;
-        default: BATCH_LOOP(KD_MODE_NONE) break;
+        case KD_MODE_X64: BATCH(KD_MODE_X64); break;
+        case KD_MODE_PAE: BATCH(KD_MODE_PAE); break;
+        case KD_MODE_X86: BATCH(KD_MODE_X86); break;
+        default: BATCH(KD_MODE_NONE); break;
         }
-#undef BATCH_LOOP
+#undef BATCH
         return KD_OK;
     }
+    kd_walk w;
     for (uint64_t i = 0; i < n; i++) {
         int st = cpu_translate(m, vas[i], access, &w);
         pas[i] = st == KD_OK ? w.pa : KD_BAD_PA;
