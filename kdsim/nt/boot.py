@@ -1,0 +1,237 @@
+"""Boot: build in guest RAM what a Windows kernel has after start-up.
+
+The order follows what a loader and MmInitSystem do: physical memory runs; the kernel
+page tables with the target's self-map; nt and hal mapped with large pages; the
+KUSER_SHARED_DATA page; the PFN database; nonpaged pool; the kernel variables; the
+System process; finally one ``_MMPFN`` per physical page, derived by walking the
+page tables that now exist (so every active page's PteAddress and PteFrame point at
+the entry that really maps it) and the remaining RAM chained on the zeroed list.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from kdsim.machine import Machine, parse_size
+
+from . import ntimage
+from .guest import KernelMemory, WindowMemory
+from .pfn import PfnDatabase, PfnLayout, ZEROED
+from .physmem import address_space_size, ram_runs
+from .pool import NONPAGED_POOL, PAGED_POOL, Pool
+from .profiles import get_profile
+from .system import NtSystem
+from .tables import A, D, G, KERNEL_TABLE, NX, P, PS, RW, USER_TABLE, WRITE, Tables
+from .types import TypeSystem
+
+PAGE = 0x1000
+MIN_RAM = 256 << 20
+SELF_MAP_ENTRY = P | RW | A | D     # kdsim choice: the self-map entry without the Write bit
+KERNEL_RW = P | RW | A | D | G | WRITE   # a dirty, writable, global kernel page (MP: 0x963)
+LARGE_PAGE = {"x64": (1 << 21, 2), "pae": (1 << 21, 1), "x86": (1 << 22, 0)}
+PAE_TOPS_PER_PAGE = PAGE // 32
+
+
+class BootAllocator:
+    """Physical pages for the boot, taken in order from the second RAM run upwards."""
+
+    def __init__(self, machine: Machine, runs, start: int):
+        self.m = machine
+        self.runs = runs
+        self.next = start
+        self.taken: list[tuple[int, int]] = []
+
+    def pages(self, n: int = 1) -> int:
+        pa = self.next
+        if not any(s <= pa and pa + n * PAGE <= s + ln for s, ln in self.runs):
+            raise MemoryError("guest RAM too small for the boot allocations")
+        self.next += n * PAGE
+        self.taken.append((pa, n))
+        return pa
+
+
+def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) -> NtSystem:
+    profile = get_profile(target)
+    ts = TypeSystem(profile)
+    mode = profile.paging
+    ptr = profile.pointer_size
+    aspace = profile.address_space
+    ram_bytes = parse_size(ram)
+    if ram_bytes < MIN_RAM:
+        raise ValueError(f"kdsim needs at least {MIN_RAM >> 20} MB of guest RAM")
+    # 32-bit Windows 7 client and Server 2003 Standard stop at 4 GB (kdsim choice for PAE).
+    limit = 1 << 32 if ptr == 4 else 1 << 46
+    runs = ram_runs(ram_bytes, limit)
+    machine = Machine(address_space_size(runs), runs)
+    highest_pfn = address_space_size(runs) // PAGE - 1
+
+    large, large_depth = LARGE_PAGE[mode.name]
+    nt_pa = aspace.kernel_base - aspace.kseg0_base
+    hal_va = aspace.kernel_base + ntimage.NT_IMAGE_SIZE[ptr]
+    image_end = hal_va + ntimage.HAL_IMAGE_SIZE[ptr] - aspace.kseg0_base
+    image_lo, image_hi = nt_pa & ~(large - 1), -(-image_end // large) * large
+    alloc = BootAllocator(machine, runs, image_hi)
+    nx = NX if mode.pte_size == 8 else 0
+
+    # -- the kernel's top-level table and the self-map ------------------------------------
+    if mode.name == "pae":
+        pae_top_page = alloc.pages()            # PDPTs live in nonpaged pool pages (procpae.c)
+        pds = [alloc.pages() for _ in range(4)]
+        top = pae_top_page
+        for i, pd in enumerate(pds):
+            machine.write_physical(top + 8 * i, struct.pack("<Q", pd | P))
+    else:
+        top = alloc.pages()
+
+    def table_page(level: int, va: int) -> int:
+        return alloc.pages()
+
+    def upper(va: int) -> int:
+        return KERNEL_TABLE | WRITE if va >= aspace.system_range_start else USER_TABLE | WRITE
+
+    kt = Tables(machine, mode, top, table_page, upper)
+    sm = profile.self_map
+    if mode.name == "x64":
+        kt.write(top + sm.index * 8, top | SELF_MAP_ENTRY)
+    elif mode.name == "x86":
+        kt.write(top + sm.index * 4, top | SELF_MAP_ENTRY)
+    else:   # PAE: PDEs 0x600..0x603 (in PD 3) map the four page directories
+        for i, pd in enumerate(pds):
+            kt.write(pds[3] + 8 * i, pd | SELF_MAP_ENTRY)
+
+    # -- nt and hal: large pages at KSEG0 + physical address ------------------------------
+    for pa in range(image_lo, image_hi, large):
+        kt.set_large(aspace.kseg0_base + pa, pa | KERNEL_RW, large_depth)
+
+    # -- KUSER_SHARED_DATA ---------------------------------------------------------------
+    shared_pa = alloc.pages()
+    kt.set(aspace.shared_user_data_va, shared_pa | KERNEL_RW | nx)
+
+    # -- the PFN database: physically contiguous, mapped at MmPfnDatabase ------------------
+    layout = PfnLayout(ts)
+    pfn_bytes = (highest_pfn + 1) * layout.size
+    pfn_pages = -(-pfn_bytes // PAGE)
+    pfn_pa = alloc.pages(pfn_pages)
+    kt.map_run(aspace.pfn_database, pfn_pa, pfn_pages, KERNEL_RW | nx)
+    pfn_window = WindowMemory(machine, pfn_pa, pfn_pages * PAGE, aspace.pfn_database)
+
+    # -- nonpaged and paged pool; pages from the boot allocator until the PFN lists exist --
+    machine.set_paging(mode.name, top)
+    kmem = KernelMemory(machine)
+    system = NtSystem(profile, ts, machine, kmem, kt)
+    nonpaged_start = max(aspace.nonpaged_pool_start,
+                         -(-(aspace.pfn_database + pfn_pages * PAGE) // large) * large)
+
+    def boot_map(va: int) -> int:
+        pa = alloc.pages()
+        kt.set(va, pa | KERNEL_RW | nx)
+        return pa
+
+    system.nonpaged_pool = Pool(ts, kmem, NONPAGED_POOL, nonpaged_start,
+                                aspace.nonpaged_pool_end, boot_map)
+    system.paged_pool = Pool(ts, kmem, PAGED_POOL, aspace.paged_pool_start,
+                             aspace.paged_pool_end, boot_map)
+    if mode.name == "pae":   # the page of PDPTs is the first page of nonpaged pool
+        pae_va = system.nonpaged_pool.next_page
+        kt.set(pae_va, pae_top_page | KERNEL_RW | nx)
+        system.nonpaged_pool.next_page += PAGE
+        system.pae_tops = [pae_va, pae_top_page, 1]     # VA, PA, slots used (System: 0)
+
+    # -- kernel variables in nt's .data -----------------------------------------------------
+    nt_window = WindowMemory(machine, nt_pa, ntimage.NT_IMAGE_SIZE[ptr], aspace.kernel_base)
+    system.nt_data = nt_window
+    system.symbols = place_variables(profile, ts)
+    system.modules = [(name, short, aspace.kernel_base if short == "nt" else hal_va, size[ptr])
+                      for name, short, size in ntimage.MODULES]
+
+    pfn = PfnDatabase(layout, pfn_window.buf, nt_window,
+                      {i: system.symbols[name] for i, name in enumerate(ntimage.LIST_HEADS)})
+    system.pfn = pfn
+    pfn.init_heads()
+
+    system.shared_data_pa = shared_pa
+    system.runs = runs
+    system.highest_pfn = highest_pfn
+    system.nonpaged_start = nonpaged_start
+    system.write_kernel_variables()
+    system.create_system_process()
+
+    # -- one _MMPFN per page: active ones from the tables, the rest zeroed ----------------
+    active = derive_active_pages(system)
+    in_ram = np.zeros(highest_pfn + 1, dtype=bool)
+    for start, length in runs:
+        in_ram[start // PAGE:(start + length) // PAGE] = True
+    taken = np.zeros(highest_pfn + 1, dtype=bool)
+    for pa, n in alloc.taken:
+        taken[pa // PAGE:pa // PAGE + n] = True
+    unmapped = np.flatnonzero(taken & ~active)
+    if len(unmapped):
+        raise AssertionError(f"boot pages not mapped anywhere: {unmapped[:8]}")
+    pfn.link_all(ZEROED, np.flatnonzero(in_ram & ~active))
+    system.boot_done(nx)
+    return system
+
+
+def place_variables(profile, ts) -> dict[str, int]:
+    """The address of every kernel variable (ntimage.VARIABLES, laid out in order)."""
+    ptr = profile.pointer_size
+    va = profile.address_space.kernel_base + ntimage.DATA_RVA[ptr]
+    out = {}
+    for v in ntimage.VARIABLES:
+        if v.targets and profile.name not in v.targets:
+            continue
+        size = {"ptr": ptr, "ulong": 4, "list": 2 * ptr}.get(v.kind)
+        if size is None:
+            size = ts.sizeof(v.kind)
+        align = min(size, 8) if v.kind in ("ptr", "ulong") else ptr
+        va = -(-va // align) * align
+        out[v.name] = va
+        va += size * v.count
+    return out
+
+
+def derive_active_pages(system: NtSystem) -> np.ndarray:
+    """Fill the PFN entry of every page the kernel tables map (and of the tables
+    themselves) from the entry that maps it; returns a mask of those pages."""
+    from .tables import PS as _PS
+    profile, kt, pfn = system.profile, system.kernel_tables, system.pfn
+    mode = profile.paging
+    active = np.zeros(system.highest_pfn + 1, dtype=bool)
+    names = {"x64": ("pxe", "ppe", "pde", "pte"), "pae": (None, "pde", "pte"),
+             "x86": ("pde", "pte")}[mode.name]
+    last = len(kt.levels) - 1
+    sm = profile.self_map
+
+    def self_map_va(depth: int, va: int) -> int:
+        return profile.entry_address(va, names[depth])
+
+    def is_self_map(depth, va, value):
+        if mode.name == "x64":
+            return depth == 0 and va == mode.canonical(sm.index << 39)
+        if mode.name == "x86":
+            return depth == 0 and va == sm.index << 22
+        return depth == 1 and sm.pte_base <= va < sm.pte_base + (4 << 21)
+
+    def mark(frame: int, pte_va: int, pte_frame: int, original: int = 0):
+        pfn.make_active(frame, pte_va, pte_frame, original)
+        active[frame] = True
+
+    for depth, va, epa, e in kt.walk(lambda d, v, e: not is_self_map(d, v, e)):
+        frame = (e & kt.addr_mask) >> 12
+        if mode.name == "pae" and depth == 0:
+            continue   # PDPTEs are not self-mapped; the PDs get their PFN from PDEs 0x600..3
+        pte_va = self_map_va(depth, va)
+        if depth == last or (e & _PS and kt.can_be_large(depth)):
+            if e & _PS and depth != last:
+                span = 1 << (kt.levels[depth][0] - 12)
+                first = (e & kt.addr_mask & ~((span << 12) - 1)) >> 12
+                for f in range(first, first + span):
+                    if f <= system.highest_pfn and system.is_ram(f):
+                        mark(f, pte_va, epa >> 12)
+                continue
+            if frame <= system.highest_pfn:
+                mark(frame, pte_va, epa >> 12)
+        else:
+            mark(frame, pte_va, epa >> 12)
+    return active

@@ -1,0 +1,182 @@
+"""The invariant checker: is the kernel's state in guest memory complete and consistent?
+
+It reads guest memory only, the way a debugger would: the symbol table gives the
+variables' addresses, the profile's layouts give the structures, the page tables are
+walked from each process's DirectoryTableBase.  It never asks the memory manager's
+Python objects.  ``check(machine, profile, symbols)`` returns a list of problems
+(empty when all is well).
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from .pfn import ACTIVE, AVAILABLE_LISTS, LIST_NAMES, PfnLayout
+from .tables import PS, Tables
+from .types import TypeSystem
+
+PAGE = 0x1000
+MAX_PROBLEMS = 50
+
+
+class _Reader:
+    def __init__(self, machine, ptr: int):
+        self.m = machine
+        self.ptr = ptr
+        self.fmt = "<Q" if ptr == 8 else "<I"
+
+    def read(self, va: int, n: int) -> bytes:
+        return self.m.read_virtual(va, n)
+
+    def ptr_at(self, va: int) -> int:
+        return struct.unpack(self.fmt, self.read(va, self.ptr))[0]
+
+    def ulong(self, va: int) -> int:
+        return struct.unpack("<I", self.read(va, 4))[0]
+
+
+def check(machine, profile, symbols: dict[str, int]) -> list[str]:
+    ts = TypeSystem(profile)
+    r = _Reader(machine, profile.pointer_size)
+    problems: list[str] = []
+
+    def bad(msg: str) -> None:
+        if len(problems) < MAX_PROBLEMS:
+            problems.append(msg)
+
+    # -- physical memory and the PFN database ------------------------------------------
+    block = r.ptr_at(symbols["MmPhysicalMemoryBlock"])
+    desc = ts.view(r, "_PHYSICAL_MEMORY_DESCRIPTOR", block)
+    nruns = int(desc.NumberOfRuns)
+    run_size = ts.sizeof("_PHYSICAL_MEMORY_RUN")
+    run0 = block + ts.offset_of("_PHYSICAL_MEMORY_DESCRIPTOR", "Run")
+    runs = []
+    for i in range(nruns):
+        run = ts.view(r, "_PHYSICAL_MEMORY_RUN", run0 + i * run_size)
+        runs.append((int(run.BasePage), int(run.PageCount)))
+    ram_pages = sum(n for _, n in runs)
+    if ram_pages != int(desc.NumberOfPages):
+        bad(f"MmPhysicalMemoryBlock: runs add up to {ram_pages:#x} pages, "
+            f"NumberOfPages says {int(desc.NumberOfPages):#x}")
+    if r.ulong(symbols["MmNumberOfPhysicalPages"]) != ram_pages:
+        bad("MmNumberOfPhysicalPages differs from MmPhysicalMemoryBlock")
+    highest = r.ptr_at(symbols["MmHighestPhysicalPage"])
+    if highest != max(b + n for b, n in runs) - 1:
+        bad(f"MmHighestPhysicalPage {highest:#x} is not the last page of the last run")
+    in_ram = np.zeros(highest + 1, dtype=bool)
+    for b, n in runs:
+        in_ram[b:b + n] = True
+
+    lay = PfnLayout(ts)
+    base = r.ptr_at(symbols["MmPfnDatabase"])
+    raw = np.frombuffer(r.read(base, (highest + 1) * lay.size), dtype=np.uint8)
+    e = raw.view(lay.dtype)
+    loc = (e[lay.location.word].astype(np.uint64) >> np.uint64(lay.location.shift)) & \
+        np.uint64(lay.location.mask)
+
+    # -- the lists ------------------------------------------------------------------------
+    seen = np.zeros(highest + 1, dtype=bool)
+    totals = {}
+    for list_id, name in enumerate(("MmZeroedPageListHead", "MmFreePageListHead",
+                                    "MmStandbyPageListHead", "MmModifiedPageListHead",
+                                    "MmModifiedNoWritePageListHead", "MmBadPageListHead")):
+        head = ts.view(r, "_MMPFNLIST", symbols[name])
+        total, first, last = int(head.Total), int(head.Flink), int(head.Blink)
+        totals[list_id] = total
+        count, prev, cur = 0, lay.empty, first
+        while cur != lay.empty:
+            if cur > highest or not in_ram[cur]:
+                bad(f"{name}: link to page {cur:#x}, which is not RAM")
+                break
+            if seen[cur]:
+                bad(f"{name}: page {cur:#x} is on a list twice (a cycle?)")
+                break
+            seen[cur] = True
+            if int(loc[cur]) != list_id:
+                bad(f"{name}: page {cur:#x} says PageLocation {LIST_NAMES[int(loc[cur])]}")
+            if int(e["u2"][cur]) != prev:
+                bad(f"{name}: page {cur:#x} Blink {int(e['u2'][cur]):#x}, expected {prev:#x}")
+            prev, cur = cur, int(e["u1"][cur])
+            count += 1
+        if prev != last:
+            bad(f"{name}: Blink {last:#x} is not the last page {prev:#x}")
+        if count != total:
+            bad(f"{name}: Total {total:#x} but {count:#x} pages linked")
+    avail = sum(totals[i] for i in AVAILABLE_LISTS)
+    if r.ptr_at(symbols["MmAvailablePages"]) != avail:
+        bad(f"MmAvailablePages {r.ptr_at(symbols['MmAvailablePages']):#x} "
+            f"!= zeroed + free + standby {avail:#x}")
+
+    # -- active pages: every valid PTE's page points back at it ----------------------------
+    mapped = np.zeros(highest + 1, dtype=bool)
+    head = symbols["PsActiveProcessHead"]
+    links = ts.offset_of("_EPROCESS", "ActiveProcessLinks")
+    dtb = "Pcb.DirectoryTableBase[0]" if ts.field("_EPROCESS", "Pcb.DirectoryTableBase").count \
+        else "Pcb.DirectoryTableBase"
+    f_dtb = ts.field("_EPROCESS", dtb)
+    processes = []
+    cur = r.ptr_at(head)
+    while cur != head and len(processes) < 4096:
+        processes.append(cur - links)
+        cur = r.ptr_at(cur)
+    if not processes:
+        bad("PsActiveProcessHead is empty")
+        return problems
+    system_ep = r.ptr_at(symbols["PsInitialSystemProcess"])
+    if processes[0] != system_ep:
+        bad("the first process on PsActiveProcessHead is not PsInitialSystemProcess")
+    mode = profile.paging
+    names = {"x64": ("pxe", "ppe", "pde", "pte"), "pae": (None, "pde", "pte"),
+             "x86": ("pde", "pte")}[mode.name]
+    sm = profile.self_map
+
+    def is_self_map(depth, va, value):
+        if mode.name == "x64":
+            return depth == 0 and va == mode.canonical(sm.index << 39)
+        if mode.name == "x86":
+            return depth == 0 and va == sm.index << 22
+        return depth == 1 and sm.pte_base <= va < sm.pte_base + (4 << 21)
+
+    def expect(frame: int, pte_va: int, pte_frame: int, what: str) -> None:
+        if frame > highest or not in_ram[frame]:
+            return                                    # device memory: no PFN entry
+        mapped[frame] = True
+        if int(loc[frame]) != ACTIVE:
+            bad(f"{what}: page {frame:#x} is mapped but {LIST_NAMES[int(loc[frame])]}")
+            return
+        got = int(e["pte"][frame])
+        if got != pte_va:
+            bad(f"{what}: PFN {frame:#x} PteAddress {got:#x}, expected {pte_va:#x}")
+        pf = lay.frame.get(int(e["u4"][frame]))
+        if pf != pte_frame:
+            bad(f"{what}: PFN {frame:#x} PteFrame {pf:#x}, expected {pte_frame:#x}")
+
+    cr3 = f_dtb.read(r, system_ep)
+    tables = Tables(machine, mode, cr3, None, None)
+    last = len(tables.levels) - 1
+    for depth, va, epa, value in tables.walk(lambda d, v, x: not is_self_map(d, v, x)):
+        if mode.name == "pae" and depth == 0:
+            continue
+        frame = (value & tables.addr_mask) >> 12
+        pte_va = profile.entry_address(va, names[depth])
+        what = f"{names[depth].upper()} of {va:#x}"
+        if depth != last and value & PS and tables.can_be_large(depth):
+            span = 1 << (tables.levels[depth][0] - 12)
+            first = frame & ~(span - 1)
+            for f in range(first, first + span):
+                expect(f, pte_va, epa >> 12, what)
+        else:
+            expect(frame, pte_va, epa >> 12, what)
+
+    # -- every RAM page is either mapped (active) or on exactly one list -----------------
+    active_unmapped = np.flatnonzero(in_ram & (loc == ACTIVE) & ~mapped)
+    for f in active_unmapped[:5]:
+        bad(f"page {int(f):#x} is ActiveAndValid but no valid PTE maps it")
+    lost = np.flatnonzero(in_ram & ~seen & ~mapped & (loc != ACTIVE))
+    for f in lost[:5]:
+        bad(f"page {int(f):#x} is neither mapped nor on a list")
+    listed = int(seen.sum())
+    if listed + int((in_ram & (loc == ACTIVE)).sum()) != ram_pages:
+        bad(f"lists ({listed:#x}) + active pages do not add up to {ram_pages:#x} RAM pages")
+    return problems

@@ -1,0 +1,248 @@
+"""The PFN database, in guest memory at MmPfnDatabase, and the page lists.
+
+One ``_MMPFN`` per physical page, laid out by the target's profile.  The memory
+manager reaches the entries through a numpy record view of the database's physical
+pages (no copy): a record has the words ``u1``, ``u2``, ``pte`` (PteAddress), ``u3``,
+``orig`` (OriginalPte) and ``u4`` at the profile's offsets, and the bit fields inside
+``u3``/``u4`` (PageLocation, Modified, ReferenceCount, PteFrame, ...) are reached by
+shift and mask from the layout.  The list heads are ``_MMPFNLIST`` structures at their
+symbol addresses; pages on a list are linked through u1.Flink / u2.Blink by PFN number,
+MM_EMPTY_LIST (-1) ending the chain (nt-structures.md §5).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+# MMLISTS (PageLocation)
+ZEROED, FREE, STANDBY, MODIFIED, MODIFIED_NO_WRITE, BAD, ACTIVE, TRANSITION = range(8)
+LIST_NAMES = ("ZeroedPageList", "FreePageList", "StandbyPageList", "ModifiedPageList",
+              "ModifiedNoWritePageList", "BadPageList", "ActiveAndValid", "TransitionPage")
+AVAILABLE_LISTS = (ZEROED, FREE, STANDBY)     # what MmAvailablePages counts
+MI_PFN_CACHED = 1                              # MI_PFN_CACHE_ATTRIBUTE MiCached
+DEFAULT_PRIORITY = 3                           # MI_DEFAULT_PFN_PRIORITY (WRK mi.h)
+
+
+class Bits(NamedTuple):
+    """A bit field inside one of the record's words."""
+    word: str
+    shift: int
+    mask: int
+
+    def get(self, value: int) -> int:
+        return (value >> self.shift) & self.mask
+
+    def put(self, value: int, field: int) -> int:
+        return (value & ~(self.mask << self.shift)) | ((field & self.mask) << self.shift)
+
+
+def _uint(size: int):
+    return {2: np.uint16, 4: np.uint32, 8: np.uint64}[size]
+
+
+class PfnLayout:
+    """Where the words and bit fields of ``_MMPFN`` are on one target."""
+
+    def __init__(self, ts):
+        self.size = ts.sizeof("_MMPFN")
+        f = lambda path: ts.field("_MMPFN", path)  # noqa: E731
+        words = {"u1": f("u1"), "u2": f("u2"), "pte": f("PteAddress"), "u3": f("u3"),
+                 "orig": f("OriginalPte"), "u4": f("u4")}
+        self.word_size = {k: v.size for k, v in words.items()}
+        self.dtype = np.dtype({"names": list(words),
+                               "formats": [_uint(v.size) for v in words.values()],
+                               "offsets": [v.offset for v in words.values()],
+                               "itemsize": self.size})
+        self.empty = (1 << (8 * words["u1"].size)) - 1     # MM_EMPTY_LIST as a PFN_NUMBER
+
+        def bits(path: str, word: str) -> Bits:
+            fld = f(path)
+            shift = (fld.offset - words[word].offset) * 8 + (fld.bit_pos or 0)
+            return Bits(word, shift, (1 << fld.bit_width) - 1 if fld.bit_width else
+                        (1 << (8 * fld.size)) - 1)
+
+        self.location = bits("u3.e1.PageLocation", "u3")
+        self.modified = bits("u3.e1.Modified", "u3")
+        self.reference = bits("u3.e2.ReferenceCount", "u3")
+        self.cache = bits("u3.e1.CacheAttribute", "u3")
+        self.frame = bits("u4.PteFrame", "u4")
+        # Win7 keeps PrototypePte and Priority in u4 / u3.e1; the WRK in u3.e1 / u4.
+        self.prototype = (bits("u4.PrototypePte", "u4") if _has(ts, "u4.PrototypePte")
+                          else bits("u3.e1.PrototypePte", "u3"))
+        self.priority = (bits("u3.e1.Priority", "u3") if _has(ts, "u3.e1.Priority")
+                         else bits("u4.Priority", "u4"))
+        head = lambda path: ts.field("_MMPFNLIST", path)  # noqa: E731
+        self.head_total, self.head_name = head("Total"), head("ListName")
+        self.head_flink, self.head_blink = head("Flink"), head("Blink")
+
+
+def _has(ts, path: str) -> bool:
+    try:
+        ts.field("_MMPFN", path)
+        return True
+    except Exception:
+        return False
+
+
+class PfnDatabase:
+    """The entries (a record view of guest RAM) and the list heads (``heads[list_id]`` is
+    the VA of its ``_MMPFNLIST`` in ``kmem``)."""
+
+    def __init__(self, layout: PfnLayout, raw: np.ndarray, kmem, heads: dict[int, int]):
+        self.lay = layout
+        self.e = raw.view(layout.dtype)
+        self.kmem = kmem
+        self.heads = heads
+
+    @property
+    def count(self) -> int:
+        return len(self.e)
+
+    # -- one entry -------------------------------------------------------------------
+
+    def get(self, pfn: int, bits: Bits) -> int:
+        return bits.get(int(self.e[bits.word][pfn]))
+
+    def put(self, pfn: int, bits: Bits, value: int) -> None:
+        w = self.e[bits.word]
+        w[pfn] = bits.put(int(w[pfn]), value)
+
+    def location(self, pfn: int) -> int:
+        return self.get(pfn, self.lay.location)
+
+    def make_active(self, pfn: int, pte_va: int, pte_frame: int, original_pte: int, *,
+                    share: int = 1, reference: int = 1, prototype: bool = False,
+                    modified: bool = False) -> None:
+        """The page now backs the PTE at ``pte_va`` (in page-table page ``pte_frame``)."""
+        lay, rec = self.lay, self.e[pfn]
+        rec["u1"] = 0                               # WsIndex: set by the working set
+        rec["u2"] = share                           # ShareCount
+        rec["pte"] = pte_va
+        rec["orig"] = original_pte
+        u3 = lay.location.put(0, ACTIVE)
+        u3 = lay.reference.put(u3, reference)
+        u3 = lay.modified.put(u3, int(modified))
+        u3 = lay.cache.put(u3, MI_PFN_CACHED)
+        if lay.priority.word == "u3":
+            u3 = lay.priority.put(u3, DEFAULT_PRIORITY)
+        u4 = lay.frame.put(0, pte_frame)
+        if lay.prototype.word == "u3":
+            u3 = lay.prototype.put(u3, int(prototype))
+        else:
+            u4 = lay.prototype.put(u4, int(prototype))
+        if lay.priority.word == "u4":
+            u4 = lay.priority.put(u4, DEFAULT_PRIORITY)
+        rec["u3"] = u3
+        rec["u4"] = u4
+
+    # -- lists -----------------------------------------------------------------------
+
+    def _head(self, list_id: int) -> tuple[int, int, int]:
+        va, lay, k = self.heads[list_id], self.lay, self.kmem
+        return (lay.head_total.read(k, va), lay.head_flink.read(k, va),
+                lay.head_blink.read(k, va))
+
+    def _set_head(self, list_id: int, total: int, flink: int, blink: int) -> None:
+        va, lay, k = self.heads[list_id], self.lay, self.kmem
+        lay.head_total.write(k, va, total)
+        lay.head_flink.write(k, va, flink)
+        lay.head_blink.write(k, va, blink)
+
+    def init_heads(self) -> None:
+        for list_id, va in self.heads.items():
+            self.lay.head_name.write(self.kmem, va, list_id)
+            self._set_head(list_id, 0, self.lay.empty, self.lay.empty)
+
+    def total(self, list_id: int) -> int:
+        return self._head(list_id)[0]
+
+    def insert(self, list_id: int, pfn: int, *, head: bool = False) -> None:
+        """Put a page on a list (at the tail, or the head), as MiInsertPageInList."""
+        empty = self.lay.empty
+        total, first, last = self._head(list_id)
+        rec = self.e[pfn]
+        if head:
+            rec["u1"], rec["u2"] = first, empty
+            if first != empty:
+                self.e["u2"][first] = pfn
+            else:
+                last = pfn
+            first = pfn
+        else:
+            rec["u1"], rec["u2"] = empty, last
+            if last != empty:
+                self.e["u1"][last] = pfn
+            else:
+                first = pfn
+            last = pfn
+        u3 = self.lay.location.put(int(rec["u3"]), list_id)
+        rec["u3"] = self.lay.reference.put(u3, 0)
+        self._set_head(list_id, total + 1, first, last)
+
+    def unlink(self, pfn: int) -> int:
+        """Take a page off whichever list it is on; returns that list."""
+        empty = self.lay.empty
+        list_id = self.location(pfn)
+        if list_id not in self.heads:
+            raise ValueError(f"page {pfn:#x} is not on a list ({LIST_NAMES[list_id]})")
+        total, first, last = self._head(list_id)
+        nxt, prv = int(self.e["u1"][pfn]), int(self.e["u2"][pfn])
+        if prv != empty:
+            self.e["u1"][prv] = nxt
+        else:
+            first = nxt
+        if nxt != empty:
+            self.e["u2"][nxt] = prv
+        else:
+            last = prv
+        self._set_head(list_id, total - 1, first, last)
+        return list_id
+
+    def pop(self, list_id: int) -> int | None:
+        """The first page of a list, taken off it; None if the list is empty."""
+        first = self._head(list_id)[1]
+        if first == self.lay.empty:
+            return None
+        self.unlink(first)
+        return first
+
+    def link_all(self, list_id: int, pfns: np.ndarray) -> None:
+        """Boot: chain ``pfns`` (in order) as the whole of an empty list, in one pass."""
+        n = len(pfns)
+        if n == 0:
+            return
+        if self.total(list_id):
+            raise ValueError("link_all needs an empty list")
+        empty = self.lay.empty
+        e = self.e
+        fl = np.empty(n, dtype=e["u1"].dtype)
+        bl = np.empty(n, dtype=e["u2"].dtype)
+        fl[:-1] = pfns[1:]
+        fl[-1] = empty
+        bl[1:] = pfns[:-1]
+        bl[0] = empty
+        e["u1"][pfns] = fl
+        e["u2"][pfns] = bl
+        e["pte"][pfns] = 0
+        e["orig"][pfns] = 0
+        e["u4"][pfns] = 0
+        lay = self.lay
+        u3 = lay.location.put(0, list_id)
+        u3 = lay.cache.put(u3, MI_PFN_CACHED)
+        if lay.priority.word == "u3":
+            u3 = lay.priority.put(u3, DEFAULT_PRIORITY)
+        e["u3"][pfns] = u3
+        if lay.priority.word == "u4":
+            e["u4"][pfns] = lay.priority.put(0, DEFAULT_PRIORITY)
+        self._set_head(list_id, n, int(pfns[0]), int(pfns[-1]))
+
+    def walk(self, list_id: int, limit: int | None = None):
+        """PFNs on a list, first to last (reads guest memory only)."""
+        empty = self.lay.empty
+        pfn = self._head(list_id)[1]
+        seen = 0
+        while pfn != empty and (limit is None or seen < limit):
+            yield pfn
+            pfn = int(self.e["u1"][pfn])
+            seen += 1

@@ -1,0 +1,246 @@
+"""NtSystem: the emulated kernel's state, whose record is guest memory.
+
+It holds what the boot built (the kernel page tables, pools, the PFN database, the
+symbol table of nt's variables) and the kernel's page-level services: taking a page
+off the zeroed/free lists, mapping kernel pages, allocating page-table pages, keeping
+the counters (MmAvailablePages, ...) true.  Process and fault handling live in their
+own modules and work through these.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from . import ntimage
+from .pfn import AVAILABLE_LISTS, FREE, ZEROED
+from .tables import G, KERNEL_TABLE, NX, P, RW, A, D, WRITE
+
+PAGE = 0x1000
+MM_READWRITE = 4
+DEMAND_ZERO_RW = MM_READWRITE << 5          # the software PTE of a read/write page (0x80)
+SYSTEM_TIME_AT_BOOT = 0x01CBD2A8F5A2C000    # 2011-02-22 12:00 UTC, in 100 ns (kdsim choice)
+NT_BUILD_FREE = 0xF0000000                  # NtBuildNumber's "free build" tag
+PROCESSORS = 2
+
+
+class NtSystem:
+    def __init__(self, profile, ts, machine, kmem, kernel_tables):
+        self.profile = profile
+        self.ts = ts
+        self.machine = machine
+        self.kmem = kmem
+        self.kernel_tables = kernel_tables
+        self.ptr = profile.pointer_size
+        self.nx = NX if profile.paging.pte_size == 8 else 0
+        self.symbols: dict[str, int] = {}
+        self.modules: list = []
+        self.processes: list[int] = []           # EPROCESS VAs, in creation order
+        self.clock = SYSTEM_TIME_AT_BOOT
+        self.pae_tops = None
+        self.runs = []
+        self.highest_pfn = 0
+
+    # -- small helpers ------------------------------------------------------------------
+
+    def is_ram(self, pfn: int) -> bool:
+        pa = pfn * PAGE
+        return any(s <= pa < s + n for s, n in self.runs)
+
+    def ram_pages(self) -> int:
+        return sum(n for _, n in self.runs) // PAGE
+
+    def write_ptr(self, va: int, value: int) -> None:
+        self.kmem.write(va, struct.pack("<Q" if self.ptr == 8 else "<I", value))
+
+    def read_ptr(self, va: int) -> int:
+        return struct.unpack("<Q" if self.ptr == 8 else "<I", self.kmem.read(va, self.ptr))[0]
+
+    def write_ulong(self, va: int, value: int) -> None:
+        self.kmem.write(va, struct.pack("<I", value))
+
+    def set_var(self, name: str, value: int) -> None:
+        kind = next(v.kind for v in ntimage.VARIABLES if v.name == name)
+        (self.write_ulong if kind == "ulong" else self.write_ptr)(self.symbols[name], value)
+
+    def write_struct(self, type_name: str, va: int, values: dict) -> None:
+        self.kmem.write(va, self.ts.pack(type_name, values))
+
+    def field(self, type_name: str, path: str):
+        return self.ts.field(type_name, path)
+
+    def init_list_head(self, va: int) -> None:
+        self.write_ptr(va, va)
+        self.write_ptr(va + self.ptr, va)
+
+    def insert_tail_list(self, head: int, entry: int) -> None:
+        last = self.read_ptr(head + self.ptr)
+        self.write_ptr(entry, head)
+        self.write_ptr(entry + self.ptr, last)
+        self.write_ptr(last, entry)
+        self.write_ptr(head + self.ptr, entry)
+
+    def remove_entry_list(self, entry: int) -> None:
+        flink, blink = self.read_ptr(entry), self.read_ptr(entry + self.ptr)
+        self.write_ptr(blink, flink)
+        self.write_ptr(flink + self.ptr, blink)
+
+    def sign_extend(self, value: int) -> int:
+        """A kernel address as KDBG stores it: 64 bits, sign-extended on x86."""
+        if self.ptr == 4 and value & 0x80000000:
+            return value | 0xFFFFFFFF00000000
+        return value
+
+    # -- boot ---------------------------------------------------------------------------
+
+    def write_kernel_variables(self) -> None:
+        a, s = self.profile.address_space, self.symbols
+        pool_np, pool_p = self.nonpaged_pool, self.paged_pool
+        values = {
+            "MmHighestUserAddress": a.highest_user_address,
+            "MmUserProbeAddress": a.user_probe_address,
+            "MmSystemRangeStart": a.system_range_start,
+            "MmNonPagedSystemStart": a.nonpaged_system_start,
+            "MmNonPagedPoolStart": pool_np.start,
+            "MmNonPagedPoolEnd": a.nonpaged_pool_end + 1,      # exclusive, as MM_NONPAGED_POOL_END
+            "MmPagedPoolStart": pool_p.start,
+            "MmPagedPoolEnd": a.paged_pool_end,                # the last byte (WRK MiBuildPagedPool)
+            "MmSystemCacheStart": a.system_cache_start,
+            "MmSystemCacheEnd": a.system_cache_end,
+            "MmSystemPtesStart": a.system_pte_start,
+            "MmSystemPtesEnd": a.system_pte_end,
+            "MmSessionBase": a.session_space_start,
+            "MmSubsectionBase": pool_np.start,
+            "MmPfnDatabase": a.pfn_database,
+            "MmLowestPhysicalPage": self.runs[0][0] // PAGE,
+            "MmHighestPhysicalPage": self.highest_pfn,
+            "MmNumberOfPhysicalPages": self.ram_pages(),
+            "MmSizeOfPagedPoolInBytes": a.paged_pool_end + 1 - a.paged_pool_start,
+            "MmMaximumNonPagedPoolInBytes": a.nonpaged_pool_end + 1 - pool_np.start,
+            "MmNumberOfPagingFiles": 0,
+            "KeNumberProcessors": PROCESSORS,
+            "NtBuildNumber": NT_BUILD_FREE | self.profile.version.build,
+        }
+        if "MiSystemCacheEndExtra" in s:
+            values["MiSystemCacheEndExtra"] = a.system_cache_end_extra
+        for name, value in values.items():
+            self.set_var(name, value)
+        for head in ("PsActiveProcessHead", "PsLoadedModuleList"):
+            self.init_list_head(s[head])
+        self.write_physical_memory_block()
+        self.write_kdbg()
+        self.write_shared_user_data()
+
+    def write_physical_memory_block(self) -> None:
+        ts = self.ts
+        run_size = ts.sizeof("_PHYSICAL_MEMORY_RUN")
+        run0 = ts.offset_of("_PHYSICAL_MEMORY_DESCRIPTOR", "Run")
+        body = self.nonpaged_pool.alloc(run0 + run_size * len(self.runs), "MmPh")
+        values = {"NumberOfRuns": len(self.runs), "NumberOfPages": self.ram_pages()}
+        self.write_struct("_PHYSICAL_MEMORY_DESCRIPTOR", body, values)
+        for i, (start, length) in enumerate(self.runs):
+            self.write_struct("_PHYSICAL_MEMORY_RUN", body + run0 + i * run_size,
+                              {"BasePage": start // PAGE, "PageCount": length // PAGE})
+        self.set_var("MmPhysicalMemoryBlock", body)
+
+    def write_kdbg(self) -> None:
+        s, va = self.symbols, self.symbols["KdDebuggerDataBlock"]
+        kdbg = "wdbgexts!_KDDEBUGGER_DATA64"
+        x = self.sign_extend
+        values = {"Header.List.Flink": x(va), "Header.List.Blink": x(va),
+                  "Header.OwnerTag": 0x4742444B,                     # 'KDBG'
+                  "Header.Size": self.profile.version.kdbg_size,
+                  "KernBase": x(self.profile.address_space.kernel_base),
+                  "MmPageSize": PAGE,
+                  "SizeEProcess": self.ts.sizeof("_EPROCESS"),
+                  "OffsetEprocessPeb": self.ts.offset_of("_EPROCESS", "Peb"),
+                  "OffsetEprocessParentCID":
+                      self.ts.offset_of("_EPROCESS", "InheritedFromUniqueProcessId"),
+                  "OffsetEprocessDirectoryTableBase":
+                      self.ts.offset_of("_EPROCESS", "Pcb.DirectoryTableBase")}
+        # Every other field holds the address of the variable of the same name.
+        for f in self.ts.fields(kdbg):
+            if f.path in s:
+                values[f.path] = x(s[f.path])
+        self.write_struct(kdbg, va, values)
+
+    def write_shared_user_data(self) -> None:
+        v = self.profile.version
+        values = {"TickCountMultiplier": 0x0FA00000, "NtMajorVersion": v.major,
+                  "NtMinorVersion": v.minor, "ImageNumberLow": v.machine_type,
+                  "ImageNumberHigh": v.machine_type, "NtProductType":
+                      {"WinNt": 1, "LanManNt": 2, "Server": 3}.get(v.product_type, 1),
+                  "ProductTypeIsValid": 1, "KdDebuggerEnabled": 3,
+                  "NXSupportPolicy": 2 if self.nx else 0,
+                  "NumberOfPhysicalPages": self.ram_pages(),
+                  "SystemTime.LowPart": self.clock & 0xFFFFFFFF,
+                  "SystemTime.High1Time": self.clock >> 32,
+                  "SystemTime.High2Time": self.clock >> 32}
+        root = "C:\\Windows" if v.major >= 6 else "C:\\WINDOWS"
+        body = self.ts.pack("_KUSER_SHARED_DATA", values)
+        off = self.ts.offset_of("_KUSER_SHARED_DATA", "NtSystemRoot")
+        enc = root.encode("utf-16-le")
+        body = body[:off] + enc + body[off + len(enc):]
+        self.machine.write_physical(self.shared_data_pa, body)
+
+    def create_system_process(self) -> None:
+        from .process import create_eprocess
+        kt = self.kernel_tables
+        cr3 = kt.top
+        pae_top = self.pae_tops[0] if self.pae_tops else None
+        ep = create_eprocess(self, "System", 4, 0, cr3, pae_top)
+        self.set_var("PsInitialSystemProcess", ep)
+        self.system_process = ep
+
+    def boot_done(self, nx: int) -> None:
+        """From now on pages come off the PFN lists, and every one is recorded."""
+        self.kernel_tables.alloc = self.alloc_table_page
+        self.nonpaged_pool.map_page = self.map_kernel_page
+        self.paged_pool.map_page = self.map_kernel_page
+        self.update_counters()
+
+    # -- pages after boot -----------------------------------------------------------------
+
+    def take_page(self) -> int:
+        """A zeroed physical page off the zeroed list (or the free list, zeroed here)."""
+        pfn = self.pfn.pop(ZEROED)
+        if pfn is None:
+            pfn = self.pfn.pop(FREE)
+            if pfn is None:
+                raise MemoryError("no free physical pages")
+            self.machine.discard_pages(pfn * PAGE, PAGE)
+        return pfn
+
+    def map_kernel_page(self, va: int) -> int:
+        """Map a fresh zeroed page at kernel ``va`` (pool); returns its physical address."""
+        pfn = self.take_page()
+        kt = self.kernel_tables
+        epa = kt.set(va, pfn * PAGE | P | RW | A | D | G | WRITE | self.nx)
+        self.pfn.make_active(pfn, self.profile.pte_address(va), epa // PAGE, DEMAND_ZERO_RW)
+        self.update_counters()
+        return pfn * PAGE
+
+    def alloc_table_page(self, level: int, va: int) -> int:
+        """A page-table page at ``level`` (1 PT, 2 PD, 3 PDPT) for ``va``; its PFN entry
+        points at the entry above that will map it."""
+        pfn = self.take_page()
+        names = {"x64": {1: "pde", 2: "ppe", 3: "pxe"}, "pae": {1: "pde"},
+                 "x86": {1: "pde"}}[self.profile.paging.name]
+        parent = self.profile.entry_address(va, names[level])
+        depth = len(self.kernel_tables.levels) - 1 - level
+        # The table holding that entry: found by walking whichever tree maps va.
+        tables = self.tables_for(va)
+        epa = tables.entry(va, depth)
+        self.pfn.make_active(pfn, parent, (epa // PAGE) if epa is not None else 0,
+                             DEMAND_ZERO_RW)
+        return pfn * PAGE
+
+    def tables_for(self, va: int):
+        return self.kernel_tables
+
+    def update_counters(self) -> None:
+        avail = sum(self.pfn.total(i) for i in AVAILABLE_LISTS)
+        self.set_var("MmAvailablePages", avail)
+        self.set_var("MmResidentAvailablePages", avail)
+        self.set_var("MmTotalCommitLimit", self.ram_pages())
+        self.set_var("MmTotalCommittedPages", self.ram_pages() - avail)
