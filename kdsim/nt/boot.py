@@ -22,7 +22,8 @@ from .physmem import address_space_size, ram_runs
 from .pool import NONPAGED_POOL, PAGED_POOL, Pool
 from .profiles import get_profile
 from .system import NtSystem
-from .tables import A, D, G, KERNEL_TABLE, NX, P, PS, RW, USER_TABLE, WRITE, Tables
+from .tables import (A, D, ENTRY_LEVELS, G, KERNEL_TABLE, NX, P, PS, RW, USER_TABLE, WRITE,
+                     Tables, is_self_map_entry)
 from .types import TypeSystem
 
 PAGE = 0x1000
@@ -194,36 +195,26 @@ def place_variables(profile, ts) -> dict[str, int]:
 def derive_active_pages(system: NtSystem) -> np.ndarray:
     """Fill the PFN entry of every page the kernel tables map (and of the tables
     themselves) from the entry that maps it; returns a mask of those pages."""
-    from .tables import PS as _PS
     profile, kt, pfn = system.profile, system.kernel_tables, system.pfn
     mode = profile.paging
     active = np.zeros(system.highest_pfn + 1, dtype=bool)
-    names = {"x64": ("pxe", "ppe", "pde", "pte"), "pae": (None, "pde", "pte"),
-             "x86": ("pde", "pte")}[mode.name]
+    names = ENTRY_LEVELS[mode.name]
     last = len(kt.levels) - 1
-    sm = profile.self_map
 
     def self_map_va(depth: int, va: int) -> int:
         return profile.entry_address(va, names[depth])
-
-    def is_self_map(depth, va, value):
-        if mode.name == "x64":
-            return depth == 0 and va == mode.canonical(sm.index << 39)
-        if mode.name == "x86":
-            return depth == 0 and va == sm.index << 22
-        return depth == 1 and sm.pte_base <= va < sm.pte_base + (4 << 21)
 
     def mark(frame: int, pte_va: int, pte_frame: int, original: int = 0):
         pfn.make_active(frame, pte_va, pte_frame, original)
         active[frame] = True
 
-    for depth, va, epa, e in kt.walk(lambda d, v, e: not is_self_map(d, v, e)):
+    for depth, va, epa, e in kt.walk(lambda d, v, e: not is_self_map_entry(profile, d, v)):
         frame = (e & kt.addr_mask) >> 12
         if mode.name == "pae" and depth == 0:
             continue   # PDPTEs are not self-mapped; the PDs get their PFN from PDEs 0x600..3
         pte_va = self_map_va(depth, va)
-        if depth == last or (e & _PS and kt.can_be_large(depth)):
-            if e & _PS and depth != last:
+        if depth == last or (e & PS and kt.can_be_large(depth)):
+            if e & PS and depth != last:
                 span = 1 << (kt.levels[depth][0] - 12)
                 first = (e & kt.addr_mask & ~((span << 12) - 1)) >> 12
                 for f in range(first, first + span):

@@ -13,7 +13,7 @@ import struct
 import numpy as np
 
 from .pfn import ACTIVE, AVAILABLE_LISTS, LIST_NAMES, PfnLayout
-from .tables import PS, Tables
+from .tables import ENTRY_LEVELS, PS, Tables, is_self_map_entry
 from .types import TypeSystem
 
 PAGE = 0x1000
@@ -127,17 +127,7 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
     if processes[0] != system_ep:
         bad("the first process on PsActiveProcessHead is not PsInitialSystemProcess")
     mode = profile.paging
-    names = {"x64": ("pxe", "ppe", "pde", "pte"), "pae": (None, "pde", "pte"),
-             "x86": ("pde", "pte")}[mode.name]
-    sm = profile.self_map
-
-    def is_self_map(depth, va, value):
-        if mode.name == "x64":
-            return depth == 0 and va == mode.canonical(sm.index << 39)
-        if mode.name == "x86":
-            return depth == 0 and va == sm.index << 22
-        return depth == 1 and sm.pte_base <= va < sm.pte_base + (4 << 21)
-
+    names = ENTRY_LEVELS[mode.name]
     def expect(frame: int, pte_va: int, pte_frame: int, what: str) -> None:
         if frame > highest or not in_ram[frame]:
             return                                    # device memory: no PFN entry
@@ -155,7 +145,7 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
     cr3 = f_dtb.read(r, system_ep)
     tables = Tables(machine, mode, cr3, None, None)
     last = len(tables.levels) - 1
-    for depth, va, epa, value in tables.walk(lambda d, v, x: not is_self_map(d, v, x)):
+    for depth, va, epa, value in tables.walk(lambda d, v, x: not is_self_map_entry(profile, d, v)):
         if mode.name == "pae" and depth == 0:
             continue
         frame = (value & tables.addr_mask) >> 12

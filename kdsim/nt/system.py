@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 
 from . import ntimage
 from .pfn import AVAILABLE_LISTS, FREE, ZEROED
-from .tables import G, KERNEL_TABLE, NX, P, RW, A, D, WRITE
+from .tables import A, D, G, NX, P, RW, WRITE
 
 PAGE = 0x1000
 MM_READWRITE = 4

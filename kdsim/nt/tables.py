@@ -140,3 +140,19 @@ class Tables:
             values = (frames | np.uint64(flags)).astype(dtype)
             self.m.write_physical(first, values.tobytes())
             done += n
+
+
+# The self-map level names of each depth of the hardware walk (PAE's PDPT has none).
+ENTRY_LEVELS = {"x64": ("pxe", "ppe", "pde", "pte"), "pae": (None, "pde", "pte"),
+                "x86": ("pde", "pte")}
+
+
+def is_self_map_entry(profile, depth: int, va: int) -> bool:
+    """Whether the entry at ``depth`` for ``va`` is the self-map (a walk must not follow it:
+    it leads back to the tables themselves)."""
+    mode, sm = profile.paging, profile.self_map
+    if mode.name == "x64":
+        return depth == 0 and va == mode.canonical(sm.index << 39)
+    if mode.name == "x86":
+        return depth == 0 and va == sm.index << 22
+    return depth == 1 and sm.pte_base <= va < sm.pte_base + (4 << 21)
