@@ -85,7 +85,7 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
     else:
         top = alloc.pages()
 
-    def table_page(level: int, va: int) -> int:
+    def table_page(level: int, va: int, parent: int) -> int:
         return alloc.pages()
 
     def upper(va: int) -> int:
@@ -121,6 +121,7 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
     machine.set_paging(mode.name, top)
     kmem = KernelMemory(machine)
     system = NtSystem(profile, ts, machine, kmem, kt)
+    system.seed = seed
     nonpaged_start = max(aspace.nonpaged_pool_start,
                          -(-(aspace.pfn_database + pfn_pages * PAGE) // large) * large)
 

@@ -142,22 +142,59 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
         if pf != pte_frame:
             bad(f"{what}: PFN {frame:#x} PteFrame {pf:#x}, expected {pte_frame:#x}")
 
-    cr3 = f_dtb.read(r, system_ep)
-    tables = Tables(machine, mode, cr3, None, None)
-    last = len(tables.levels) - 1
-    for depth, va, epa, value in tables.walk(lambda d, v, x: not is_self_map_entry(profile, d, v)):
-        if mode.name == "pae" and depth == 0:
-            continue
-        frame = (value & tables.addr_mask) >> 12
-        pte_va = profile.entry_address(va, names[depth])
-        what = f"{names[depth].upper()} of {va:#x}"
-        if depth != last and value & PS and tables.can_be_large(depth):
-            span = 1 << (tables.levels[depth][0] - 12)
-            first = frame & ~(span - 1)
-            for f in range(first, first + span):
-                expect(f, pte_va, epa >> 12, what)
-        else:
-            expect(frame, pte_va, epa >> 12, what)
+    from collections import Counter
+    from .addrspace import is_shared_kernel_entry, top_level_span
+    refs: Counter = Counter()          # valid leaf PTEs naming each page
+    table_pages: set[int] = set()
+    system_tables = Tables(machine, mode, f_dtb.read(r, system_ep), None, None)
+    top_depth, _ = top_level_span(profile)
+    last = len(system_tables.levels) - 1
+
+    def walk_space(tables, ep: int, private_only: bool) -> None:
+        def follow(d, v, x):
+            if is_self_map_entry(profile, d, v):
+                return False
+            return not (private_only and is_shared_kernel_entry(profile, v))
+        for depth, va, epa, value in tables.walk(follow):
+            if mode.name == "pae" and depth == 0:
+                continue
+            if private_only and is_shared_kernel_entry(profile, va):
+                if depth == top_depth:
+                    sys_epa = system_tables.entry(va, depth)
+                    if sys_epa is None or system_tables.read(sys_epa) != value:
+                        bad(f"process {ep:#x}: kernel entry for {va:#x} differs from System's")
+                continue
+            frame = (value & tables.addr_mask) >> 12
+            pte_va = profile.entry_address(va, names[depth])
+            what = f"{names[depth].upper()} of {va:#x} (process {ep:#x})"
+            if depth != last and value & PS and tables.can_be_large(depth):
+                span = 1 << (tables.levels[depth][0] - 12)
+                first = frame & ~(span - 1)
+                for f in range(first, first + span):
+                    expect(f, pte_va, epa >> 12, what)
+            elif depth == last:
+                refs[frame] += 1
+                if refs[frame] == 1 or int(e["pte"][frame]) == pte_va:
+                    expect_shared(frame, pte_va, epa >> 12, what)
+            else:
+                table_pages.add(frame)
+                expect(frame, pte_va, epa >> 12, what)
+
+    def expect_shared(frame, pte_va, pte_frame, what):
+        # A page mapped by several PTEs (KUSER_SHARED_DATA) names one of them.
+        if frame <= highest and in_ram[frame] and int(e["u2"][frame]) > 1 and \
+                int(e["pte"][frame]) != pte_va:
+            mapped[frame] = True
+            return
+        expect(frame, pte_va, pte_frame, what)
+
+    walk_space(system_tables, system_ep, False)
+    for ep in processes[1:]:
+        walk_space(Tables(machine, mode, f_dtb.read(r, ep), None, None), ep, True)
+    for frame, n in refs.items():
+        if frame <= highest and in_ram[frame] and int(loc[frame]) == ACTIVE and \
+                frame not in table_pages and int(e["u2"][frame]) != n:
+            bad(f"PFN {frame:#x}: ShareCount {int(e['u2'][frame])} but {n} valid PTEs map it")
 
     # -- every RAM page is either mapped (active) or on exactly one list -----------------
     active_unmapped = np.flatnonzero(in_ram & (loc == ACTIVE) & ~mapped)

@@ -71,3 +71,200 @@ def _has(ts, type_name: str, path: str) -> bool:
 
 def _is_array(ts, path: str) -> bool:
     return ts.field("_EPROCESS", path).count > 0
+
+
+class ProcessMemory:
+    """Virtual memory as a process's page tables map it (the kernel attached to the
+    process): a Python walk of its tables, with no TLB or A/D side effects.  Only valid
+    PTEs translate."""
+
+    def __init__(self, system, tables):
+        self.system, self.tables = system, tables
+
+    def _pa(self, va: int) -> int:
+        from .tables import P, PS
+        t = self.tables
+        for depth in range(len(t.levels)):
+            epa = t.entry(va, depth)
+            if epa is None:
+                break
+            e = t.read(epa)
+            if not e & P:
+                break
+            if depth == len(t.levels) - 1 or (e & PS and t.can_be_large(depth)):
+                size = 1 << t.levels[depth][0]
+                return (e & t.addr_mask & ~(size - 1)) | (va & (size - 1))
+        raise KeyError(f"{va:#x} is not mapped")
+
+    def read(self, va: int, n: int) -> bytes:
+        out = bytearray()
+        while n:
+            chunk = min(n, 0x1000 - (va & 0xFFF))
+            out += self.system.machine.read_physical(self._pa(va), chunk)
+            va, n = va + chunk, n - chunk
+        return bytes(out)
+
+    def write(self, va: int, data) -> None:
+        data = bytes(data)
+        while data:
+            chunk = min(len(data), 0x1000 - (va & 0xFFF))
+            self.system.machine.write_physical(self._pa(va), data[:chunk])
+            va, data = va + chunk, data[chunk:]
+
+
+class Process:
+    """A handle on one process: its EPROCESS, page tables, working set and VAD table."""
+
+    def __init__(self, system, ep: int, pid: int, name: str, tables, pae_top):
+        from .avl import AvlTable
+        self.system, self.ep, self.pid, self.name = system, ep, pid, name
+        self.tables, self.pae_top = tables, pae_top
+        self.kmem = ProcessMemory(system, tables)
+        self.vads = AvlTable(system.ts, system.kmem, ep + system.ts.offset_of("_EPROCESS",
+                                                                             "VadRoot"))
+        self.ws = None
+        self.commit = 0
+
+    @property
+    def cr3(self) -> int:
+        return self.tables.top
+
+    def kwrite(self, va: int, data) -> None:
+        self.kmem.write(va, data)
+
+    def map_private_kernel_page(self, va: int) -> int:
+        """Map a fresh page at a per-process kernel VA (hyperspace)."""
+        from .system import DEMAND_ZERO_RW
+        from .tables import A, D, P, RW, WRITE
+        s = self.system
+        pfn = s.take_page()
+        epa = self.tables.set(va, pfn * 0x1000 | P | RW | A | D | WRITE | s.nx)
+        s.pfn.make_active(pfn, s.profile.pte_address(va), epa // 0x1000, DEMAND_ZERO_RW)
+        s.update_counters()
+        return pfn * 0x1000
+
+    def set_field(self, path: str, value: int) -> None:
+        self.system.ts.field("_EPROCESS", path).write(self.system.kmem, self.ep, value)
+
+    def get_field(self, path: str) -> int:
+        return self.system.ts.field("_EPROCESS", path).read(self.system.kmem, self.ep)
+
+
+PAGE = 0x1000
+STACK_RESERVE = 0x100000      # the default 1 MB main-thread stack (image header default)
+HEAP_RESERVE = 0x100000       # the default process heap: 1 MB reserved
+HEAP_COMMIT_PAGES = 4
+IMAGE_BASE = {4: 0x00400000, 8: 0x000000013F000000}   # kdsim choice: the linker defaults
+
+
+def spawn(system, image: str, parent=None) -> Process:
+    """Create a process: its address space, EPROCESS, working set, the shared-data page
+    mapping, PEB and TEB, the main thread's stack and the default heap."""
+    from . import protect as pr
+    from .addrspace import create_address_space
+    from .wsl import WorkingSet
+    tables, pae_top = create_address_space(system)
+    pid = system.next_pid
+    system.next_pid += 4 * system.rng.randint(1, 24)
+    parent_pid = parent.pid if parent is not None else 4
+    ep = create_eprocess(system, image, pid, parent_pid, tables.top, pae_top)
+    proc = Process(system, ep, pid, image, tables, pae_top)
+    system.process_objects[pid] = proc
+    proc.ws = WorkingSet(system, proc)
+    vm, codec, a = system.vm, system.codec, system.profile.address_space
+
+    # KUSER_SHARED_DATA's user view: a read-only VAD and a valid PTE on the shared page.
+    user_shared = a.shared_user_data_user_va
+    vm._new_vad(proc, user_shared, user_shared + 0x10000, pr.MM_READONLY, True)
+    shared_pfn = system.shared_data_pa // PAGE
+    proc.tables.set(user_shared, codec.valid(shared_pfn, pr.MM_READONLY, owner=True))
+    system.pfn.e["u2"][shared_pfn] += 1
+    proc.ws.insert(user_shared, shared_pfn)
+
+    # PEB and TEB just below the highest VAD address (the unrandomised Win7 places).
+    peb = a.highest_vad_address & ~(PAGE - 1)
+    teb = peb - PAGE
+    for va in (peb, teb):
+        vm.allocate(proc, PAGE, va, protect=pr.PAGE_READWRITE)
+    stack = vm.allocate(proc, STACK_RESERVE, commit=False, protect=pr.PAGE_READWRITE)
+    top = stack.base + stack.size
+    vm.allocate(proc, PAGE, top - PAGE, reserve=False, protect=pr.PAGE_READWRITE)
+    vm.allocate(proc, PAGE, top - 2 * PAGE, reserve=False,
+                protect=pr.PAGE_READWRITE | pr.PAGE_GUARD)
+    heap = vm.allocate(proc, HEAP_RESERVE, commit=False, protect=pr.PAGE_READWRITE)
+    vm.allocate(proc, HEAP_COMMIT_PAGES * PAGE, heap.base, reserve=False,
+                protect=pr.PAGE_READWRITE)
+
+    ts, ptr = system.ts, system.ptr
+    image_base = IMAGE_BASE[ptr]
+    peb_values = {"ImageBaseAddress": image_base, "ProcessHeap": heap.base,
+                  "NumberOfProcessors": 2, "OSMajorVersion": system.profile.version.major,
+                  "OSMinorVersion": system.profile.version.minor,
+                  "OSBuildNumber": system.profile.version.build, "OSPlatformId": 2}
+    write_user(system, proc, peb, ts.pack("_PEB", peb_values))
+    teb_values = {"NtTib.StackBase": top, "NtTib.StackLimit": top - PAGE,
+                  "NtTib.Self": teb, "ProcessEnvironmentBlock": peb,
+                  "ClientId.UniqueProcess": pid, "ClientId.UniqueThread": pid + 4}
+    write_user(system, proc, teb, ts.pack("_TEB", teb_values)[:PAGE])
+    proc.set_field("Peb", peb)
+    proc.set_field("SectionBaseAddress", image_base)
+    proc.peb, proc.teb, proc.stack, proc.heap = peb, teb, (stack.base, top), heap.base
+    return proc
+
+
+def write_user(system, proc, va: int, data: bytes) -> None:
+    """The kernel writes into a process's user memory (faulting pages in as needed)."""
+    from .fault import access
+    status, _ = access(system, proc, va, data, "w")
+    if status:
+        raise RuntimeError(f"writing the new process's memory at {va:#x}: {status:#x}")
+
+
+def terminate(system, proc: Process) -> None:
+    """End a process: its private pages go to the free list, transition pages with them,
+    its VADs and page tables are freed, its EPROCESS leaves PsActiveProcessHead."""
+    from .addrspace import is_shared_kernel_entry
+    from .pfn import FREE
+    from .tables import PS
+    ts = system.ts
+    if system.machine.paging.cr3 == proc.cr3:
+        system.machine.cr3 = system.kernel_tables.top
+    for node in list(proc.vads.nodes_in_order()):
+        vad = system.vm.vad_at(proc, ts.field("_MMVAD_SHORT", "StartingVpn").read(
+            system.kmem, node) * PAGE)
+        system.vm._drop_pages(proc, vad.start, vad.end, None)
+        proc.vads.remove(node)
+        system.nonpaged_pool.free(node)
+    t = proc.tables
+    profile = system.profile
+    last = len(t.levels) - 1
+    tables_to_free = []
+    from .tables import is_self_map_entry
+    for depth, va, epa, e in list(t.walk(lambda d, v, x: not is_self_map_entry(profile, d, v)
+                                         and not is_shared_kernel_entry(profile, v))):
+        if is_shared_kernel_entry(profile, va) or is_self_map_entry(profile, depth, va):
+            continue
+        if profile.paging.name == "pae" and depth == 0:
+            continue
+        frame = (e & t.addr_mask) >> 12
+        if depth == last or (e & PS and t.can_be_large(depth)):
+            if system.pfn.location(frame) == 6:      # hyperspace pages (the working set list)
+                system.release_private_page(proc, va, frame)
+        else:
+            tables_to_free.append(frame)
+    if profile.paging.name == "pae":
+        for i in range(4):
+            tables_to_free.append(int.from_bytes(system.machine.read_physical(
+                t.top + 8 * i, 8), "little") >> 12 & 0xFFFFFF)
+    else:
+        tables_to_free.append(t.top // PAGE)
+    for frame in tables_to_free:
+        system.pfn.insert(FREE, frame)
+        system.pfn.e["pte"][frame] = 0
+    system.vm._charge(proc, -proc.commit)
+    system.remove_entry_list(proc.ep + ts.offset_of("_EPROCESS", "ActiveProcessLinks"))
+    system.processes.remove(proc.ep)
+    del system.process_objects[proc.pid]
+    block = proc.ep - ts.offset_of("_OBJECT_HEADER", "Body")
+    system.nonpaged_pool.free(block)
+    system.update_counters()

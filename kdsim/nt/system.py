@@ -8,6 +8,7 @@ own modules and work through these.
 """
 from __future__ import annotations
 
+import random
 import struct
 
 
@@ -39,6 +40,7 @@ class NtSystem:
         self.pae_tops = None
         self.runs = []
         self.highest_pfn = 0
+        self.seed = 0
 
     # -- small helpers ------------------------------------------------------------------
 
@@ -193,9 +195,22 @@ class NtSystem:
 
     def boot_done(self, nx: int) -> None:
         """From now on pages come off the PFN lists, and every one is recorded."""
+        from .addrspace import propagate
+        from .fault import FaultHandler
+        from .pte import PteCodec
+        from .vm import VirtualMemory
         self.kernel_tables.alloc = self.alloc_table_page
+        self.kernel_tables.linked = lambda *a: propagate(self, *a)
         self.nonpaged_pool.map_page = self.map_kernel_page
         self.paged_pool.map_page = self.map_kernel_page
+        self.codec = PteCodec(self.profile)
+        self.vm = VirtualMemory(self)
+        self.faults = FaultHandler(self)
+        self.process_objects = {}
+        self.current = None
+        self.next_pid = 0x100
+        self.rng = random.Random(self.seed)
+        self.committed = 0
         self.update_counters()
 
     # -- pages after boot -----------------------------------------------------------------
@@ -208,6 +223,7 @@ class NtSystem:
             if pfn is None:
                 raise MemoryError("no free physical pages")
             self.machine.discard_pages(pfn * PAGE, PAGE)
+        self.update_counters()
         return pfn
 
     def map_kernel_page(self, va: int) -> int:
@@ -219,27 +235,77 @@ class NtSystem:
         self.update_counters()
         return pfn * PAGE
 
-    def alloc_table_page(self, level: int, va: int) -> int:
+    def alloc_table_page(self, level: int, va: int, parent_entry_pa: int) -> int:
         """A page-table page at ``level`` (1 PT, 2 PD, 3 PDPT) for ``va``; its PFN entry
-        points at the entry above that will map it."""
+        points at the entry above, through the self-map, that will map it."""
         pfn = self.take_page()
         names = {"x64": {1: "pde", 2: "ppe", 3: "pxe"}, "pae": {1: "pde"},
                  "x86": {1: "pde"}}[self.profile.paging.name]
-        parent = self.profile.entry_address(va, names[level])
-        depth = len(self.kernel_tables.levels) - 1 - level
-        # The table holding that entry: found by walking whichever tree maps va.
-        tables = self.tables_for(va)
-        epa = tables.entry(va, depth)
-        self.pfn.make_active(pfn, parent, (epa // PAGE) if epa is not None else 0,
-                             DEMAND_ZERO_RW)
+        self.pfn.make_active(pfn, self.profile.entry_address(va, names[level]),
+                             parent_entry_pa // PAGE, DEMAND_ZERO_RW)
         return pfn * PAGE
-
-    def tables_for(self, va: int):
-        return self.kernel_tables
 
     def update_counters(self) -> None:
         avail = sum(self.pfn.total(i) for i in AVAILABLE_LISTS)
         self.set_var("MmAvailablePages", avail)
         self.set_var("MmResidentAvailablePages", avail)
+        # kdsim choice: with no paging file the limit is RAM; the charge is what the
+        # kernel holds at boot plus what processes committed since.
+        if not hasattr(self, "boot_commit"):
+            self.boot_commit = self.ram_pages() - avail
         self.set_var("MmTotalCommitLimit", self.ram_pages())
-        self.set_var("MmTotalCommittedPages", self.ram_pages() - avail)
+        self.set_var("MmTotalCommittedPages", self.boot_commit + getattr(self, "committed", 0))
+
+    # -- processes and their pages ----------------------------------------------------------
+
+    def spawn(self, image: str, parent=None):
+        from .process import spawn
+        return spawn(self, image, parent)
+
+    def terminate(self, proc) -> None:
+        from .process import terminate
+        terminate(self, proc)
+
+    def release_private_page(self, proc, va: int, pfn: int) -> None:
+        """A private page leaves the process for good: off the working set, to the free
+        list (its contents are not needed any more)."""
+        from .pfn import FREE
+        if va in proc.ws:
+            proc.ws.remove(va)
+        share = int(self.pfn.e["u2"][pfn]) - 1
+        if share > 0:
+            self.pfn.e["u2"][pfn] = share
+            return
+        self.pfn.insert(FREE, pfn)
+        self.pfn.put(pfn, self.pfn.lay.modified, 0)
+        self.pfn.e["pte"][pfn] = 0
+
+    def trim_page(self, proc, va: int, protection: int | None = None) -> None:
+        """Take a resident private page out of the working set: its PTE becomes a
+        transition PTE and the page goes to the standby list (clean) or the modified
+        list (dirty), where a soft fault can find it again."""
+        from .pfn import MODIFIED, STANDBY
+        pa = proc.tables.leaf(va)
+        if pa is None:
+            return
+        d = self.codec.decode(proc.tables.read(pa))
+        if d.kind != "valid":
+            return
+        pfn = d.pfn
+        prot = protection if protection is not None else \
+            self.codec.decode(int(self.pfn.e["orig"][pfn])).protection
+        modified = d.dirty or bool(self.pfn.get(pfn, self.pfn.lay.modified))
+        proc.tables.write(pa, self.codec.transition(pfn, prot, owner=True))
+        self.machine.invlpg(va)
+        if va in proc.ws:
+            proc.ws.remove(va)
+        self.pfn.e["u2"][pfn] = 0
+        self.pfn.put(pfn, self.pfn.lay.modified, int(modified))
+        if protection is not None:
+            self.pfn.e["orig"][pfn] = self.codec.demand_zero(protection)
+        self.pfn.insert(MODIFIED if modified else STANDBY, pfn)
+        self.update_counters()
+
+    def bump_fault_count(self, proc) -> None:
+        n = proc.get_field("Vm.PageFaultCount") + 1
+        proc.set_field("Vm.PageFaultCount", n)

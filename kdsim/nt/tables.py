@@ -26,17 +26,21 @@ USER_TABLE = P | RW | US | A | D
 class Tables:
     """The tree under one top-level table (a PML4, a page directory, or a PAE PDPT).
 
-    ``alloc(level, va)`` returns the physical address of a fresh zeroed page for a new
-    table at ``level`` (3 PDPT .. 1 PT) that will map ``va``; ``upper(va)`` gives the
-    flags of a new non-leaf entry for ``va``."""
+    ``alloc(level, va, parent_entry_pa)`` returns the physical address of a fresh zeroed
+    page for a new table at ``level`` (3 PDPT .. 1 PT) that will map ``va``, to be hung
+    from the entry at ``parent_entry_pa``; ``upper(va)`` gives the flags of a new
+    non-leaf entry for ``va``; ``linked(depth, va, entry_pa, value)``, if given, hears of
+    every new non-leaf entry once it is written."""
 
-    def __init__(self, machine: Machine, mode, top: int, alloc: Callable[[int, int], int],
-                 upper: Callable[[int], int]):
+    def __init__(self, machine: Machine, mode, top: int,
+                 alloc: Callable[[int, int, int], int], upper: Callable[[int], int],
+                 linked: Callable[[int, int, int, int], None] | None = None):
         self.m = machine
         self.mode = mode                     # profiles.paging.PagingMode
         self.top = top                       # CR3 (PDPT address on PAE)
         self.alloc = alloc
         self.upper = upper
+        self.linked = linked
         self.esize = mode.pte_size
         self.fmt = "<Q" if self.esize == 8 else "<I"
         self.addr_mask = 0x000FFFFFFFFFF000 if self.esize == 8 else 0xFFFFF000
@@ -74,10 +78,12 @@ class Tables:
             if not e & P:
                 if not create:
                     return None
-                new = self.alloc(self.level_of(d) - 1, va)
+                new = self.alloc(self.level_of(d) - 1, va, epa)
                 flags = P if (self.mode.name == "pae" and d == 0) else self.upper(va)
                 e = new | flags
                 self.write(epa, e)
+                if self.linked:
+                    self.linked(d, va, epa, e)
             elif e & PS and self.can_be_large(d):
                 return None                   # a large page maps this range
             table = e & self.addr_mask

@@ -1,0 +1,111 @@
+"""A process's page tables: a new top-level table with the kernel half copied from the
+System process (MmCreateProcessAddressSpace), its own self-map and hyperspace.
+
+Per-process in the kernel half are only the self-map entries and hyperspace; every
+other kernel top-level entry is the System process's, copied at creation and kept in
+step afterwards (``propagate``), so the kernel half is the same in every process.
+"""
+from __future__ import annotations
+
+import struct
+
+from .system import DEMAND_ZERO_RW
+from .tables import A, D, KERNEL_TABLE, P, RW, USER_TABLE, WRITE, Tables
+
+PAGE = 0x1000
+SELF_MAP_ENTRY = P | RW | A | D
+
+
+def _private_ranges(profile):
+    """Kernel VA ranges whose top-level entries each process has for itself."""
+    a, sm = profile.address_space, profile.self_map
+    top = profile.paging.table_top(sm.pte_base, "pte")
+    return ((sm.pte_base, top), (a.hyper_space_start, a.hyper_space_end))
+
+
+def top_level_span(profile) -> tuple[int, int]:
+    """(depth, VA bits one entry covers) of the per-process top-level entries: the
+    PML4Es (x64), the PDEs (x86, and PAE's four page directories)."""
+    return {"x64": (0, 39), "x86": (0, 22), "pae": (1, 21)}[profile.paging.name]
+
+
+def top_level_vas(profile):
+    """The first VA of every top-level entry of the upper half (the kernel's side)."""
+    mode = profile.paging
+    _, bits = top_level_span(profile)
+    width = 48 if mode.name == "x64" else 32
+    for i in range(1 << (width - bits - 1), 1 << (width - bits)):
+        yield mode.canonical(i << bits)
+
+
+def is_shared_kernel_entry(profile, va: int) -> bool:
+    if va < profile.address_space.system_range_start:
+        return False
+    return not any(lo <= va <= hi for lo, hi in _private_ranges(profile))
+
+
+def new_tables(system, top: int) -> Tables:
+    profile = system.profile
+    sys_start = profile.address_space.system_range_start
+
+    def upper(va: int) -> int:
+        return (KERNEL_TABLE if va >= sys_start else USER_TABLE) | WRITE
+
+    return Tables(system.machine, profile.paging, top, system.alloc_table_page, upper)
+
+
+def create_address_space(system) -> tuple[Tables, int | None]:
+    """A process's tables; returns them and (PAE) the VA of its PDPT (EPROCESS.PaeTop)."""
+    profile, kt, m = system.profile, system.kernel_tables, system.machine
+    mode = profile.paging
+    depth, bits = top_level_span(profile)
+    fmt = "<Q" if mode.pte_size == 8 else "<I"
+    pae_top = None
+    if mode.name == "pae":
+        va, pa, used = system.pae_tops
+        if used >= PAGE // 32:
+            raise MemoryError("out of PAE page-directory-pointer slots")
+        system.pae_tops[2] = used + 1
+        pae_top, top = va + 32 * used, pa + 32 * used
+        pds = []
+        for i in range(4):
+            pfn = system.take_page()
+            pds.append(pfn * PAGE)
+            m.write_physical(top + 8 * i, struct.pack("<Q", pfn * PAGE | P))
+    else:
+        top = system.take_page() * PAGE
+    tables = new_tables(system, top)
+
+    # Copy the kernel half's top-level entries, then this process's own self-map.
+    for va in top_level_vas(profile):
+        if not is_shared_kernel_entry(profile, va):
+            continue
+        src = kt.entry(va, depth)
+        value = kt.read(src)
+        if value & P:
+            tables.write(tables.entry(va, depth, create=False), value)
+    sm = profile.self_map
+    if mode.name == "pae":
+        for i, pd in enumerate(pds):
+            m.write_physical(pds[3] + 8 * i, struct.pack(fmt, pd | SELF_MAP_ENTRY))
+            system.pfn.make_active(pd // PAGE, profile.entry_address(sm.pte_base + i * (1 << 21),
+                                                                     "pde"),
+                                   pds[3] // PAGE, DEMAND_ZERO_RW)
+    else:
+        tables.write(top + sm.index * mode.pte_size, top | SELF_MAP_ENTRY)
+        level = "pxe" if mode.name == "x64" else "pde"
+        system.pfn.make_active(top // PAGE, profile.entry_address(sm.pte_base, level) if
+                               mode.name == "x86" else
+                               sm.pxe_base + sm.index * 8, top // PAGE, DEMAND_ZERO_RW)
+    return tables, pae_top
+
+
+def propagate(system, depth: int, va: int, entry_pa: int, value: int) -> None:
+    """A new kernel top-level entry in the System tables: give every process the same."""
+    tdepth, _ = top_level_span(system.profile)
+    if depth != tdepth or not is_shared_kernel_entry(system.profile, va):
+        return
+    for proc in system.process_objects.values():
+        pa = proc.tables.entry(va, depth)
+        if pa is not None and pa != entry_pa:
+            proc.tables.write(pa, value)

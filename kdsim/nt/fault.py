@@ -1,0 +1,155 @@
+"""Memory access by a process, and the page-fault handler (MmAccessFault).
+
+A process touches memory through the C core's CPU path (user mode, its CR3 loaded,
+the TLB in play).  When the MMU faults, the handler looks at the PTE and the VAD the
+way MmAccessFault does and either resolves the fault (the access is retried) or
+returns the NTSTATUS the program would get:
+
+* valid PTE, write, software Write bit set but not dirty: the MP dirty-bit fault;
+  the PTE gets Dirty|Dirty1 (0x42) (WRK MiSetDirtyBit);
+* zero PTE: the VAD decides -- committed private memory is demand-zero with the VAD's
+  protection, anything else is an access violation;
+* demand-zero PTE: a zeroed page (zeroed list, else free list then zeroing);
+* transition PTE: a soft fault, the page comes back from the standby/modified list;
+* guard protection: the guard is removed and the access fails with
+  STATUS_GUARD_PAGE_VIOLATION (the next one goes through);
+* no-access, decommitted, a write to a read-only page, a kernel address:
+  STATUS_ACCESS_VIOLATION.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from kdsim.machine import VirtualMemoryError
+
+from . import protect as pr
+from .pfn import STANDBY, MODIFIED
+
+PAGE = 0x1000
+MM_DECOMMIT = 0x10
+
+
+class FaultHandler:
+    def __init__(self, system):
+        self.s = system
+        self.codec = system.codec
+        self.counts = Counter()
+
+    def resolve(self, proc, va: int, write: bool, execute: bool = False) -> int:
+        """MmAccessFault for a user-mode access; STATUS_SUCCESS when resolved."""
+        s, codec = self.s, self.codec
+        a = s.profile.address_space
+        if va > a.highest_user_address:
+            self.counts["access violation"] += 1
+            return pr.STATUS_ACCESS_VIOLATION
+        page = va & ~(PAGE - 1)
+        pa = proc.tables.leaf(page)
+        pte = proc.tables.read(pa) if pa is not None else 0
+        d = codec.decode(pte)
+        if d.kind == "valid":
+            if write and d.writable and not d.dirty:
+                proc.tables.write(pa, codec.make_dirty(pte))
+                s.pfn.put(d.pfn, s.pfn.lay.modified, 1)
+                s.machine.invlpg(page)
+                self.counts["dirty bit"] += 1
+                return pr.STATUS_SUCCESS
+            self.counts["access violation"] += 1
+            return pr.STATUS_ACCESS_VIOLATION
+        if d.kind == "transition":
+            return self._soft(proc, page, pa, d, write)
+        if d.kind == "zero":
+            vad = s.vm.vad_at(proc, page)
+            if vad is None or not vad.private or not vad.mem_commit:
+                self.counts["access violation"] += 1
+                return pr.STATUS_ACCESS_VIOLATION
+            protection = vad.protection
+        elif d.kind == "demand_zero":
+            protection = d.protection
+        else:
+            self.counts["unsupported"] += 1
+            return pr.STATUS_IN_PAGE_ERROR
+        if protection == MM_DECOMMIT or pr.is_no_access(protection):
+            self.counts["access violation"] += 1
+            return pr.STATUS_ACCESS_VIOLATION
+        if pr.is_guard(protection):
+            proc.tables.set(page, codec.demand_zero(protection & ~pr.MM_GUARD_PAGE))
+            self.counts["guard page"] += 1
+            return pr.STATUS_GUARD_PAGE_VIOLATION
+        if write and not pr.is_writable(protection):
+            self.counts["access violation"] += 1
+            return pr.STATUS_ACCESS_VIOLATION
+        self._demand_zero(proc, page, protection, write)
+        return pr.STATUS_SUCCESS
+
+    def _demand_zero(self, proc, page: int, protection: int, write: bool) -> None:
+        s, codec = self.s, self.codec
+        pfn = s.take_page()
+        original = codec.demand_zero(protection)
+        epa = proc.tables.set(page, codec.valid(pfn, protection, owner=True,
+                                                dirty=write and pr.is_writable(protection)))
+        s.pfn.make_active(pfn, s.profile.pte_address(page), epa // PAGE, original,
+                          modified=write)
+        proc.ws.insert(page, pfn)
+        s.bump_fault_count(proc)
+        s.update_counters()
+        self.counts["demand zero"] += 1
+
+    def _soft(self, proc, page: int, pa: int, d, write: bool) -> int:
+        s, codec = self.s, self.codec
+        if pr.is_guard(d.protection):
+            proc.tables.write(pa, codec.transition(d.pfn, d.protection & ~pr.MM_GUARD_PAGE,
+                                                   owner=True))
+            s.pfn.e["orig"][d.pfn] = codec.demand_zero(d.protection & ~pr.MM_GUARD_PAGE)
+            self.counts["guard page"] += 1
+            return pr.STATUS_GUARD_PAGE_VIOLATION
+        if d.protection == MM_DECOMMIT or pr.is_no_access(d.protection) or \
+                (write and not pr.is_writable(d.protection)):
+            self.counts["access violation"] += 1
+            return pr.STATUS_ACCESS_VIOLATION
+        was = s.pfn.unlink(d.pfn)
+        modified = was == MODIFIED or bool(s.pfn.get(d.pfn, s.pfn.lay.modified))
+        original = int(s.pfn.e["orig"][d.pfn])
+        proc.tables.write(pa, codec.valid(d.pfn, d.protection, owner=True,
+                                          dirty=modified or write))
+        s.pfn.make_active(d.pfn, s.profile.pte_address(page), pa // PAGE, original,
+                          modified=modified or write)
+        proc.ws.insert(page, d.pfn)
+        s.bump_fault_count(proc)
+        s.update_counters()
+        self.counts["transition" if was == STANDBY else "transition (modified)"] += 1
+        return pr.STATUS_SUCCESS
+
+
+def access(system, proc, va: int, data_or_size, kind: str = "r") -> tuple[int, bytes]:
+    """The process reads (``kind`` "r"/"x", ``data_or_size`` a length) or writes ("w",
+    ``data_or_size`` the bytes) its memory at ``va``; page faults are handled as they
+    come.  Returns (NTSTATUS, bytes read)."""
+    m = system.machine
+    m.cr3 = proc.cr3
+    system.current = proc
+    writing = kind == "w"
+    data = bytes(data_or_size) if writing else b""
+    size = len(data) if writing else int(data_or_size)
+    out = bytearray()
+    done = 0
+    for _ in range(4 * (size // PAGE + 2) + 8):      # each page faults a bounded number of times
+        if done >= size:
+            return pr.STATUS_SUCCESS, bytes(out)
+        try:
+            if writing:
+                m.write_virtual(va + done, data[done:], user=True, probe=False)
+            else:
+                out += m.read_virtual(va + done, size - done, access=kind, user=True,
+                                      probe=False)
+            return pr.STATUS_SUCCESS, bytes(out)
+        except VirtualMemoryError as e:
+            done += e.done
+            if not writing:
+                out += e.data
+            t = e.translation
+            if t.noncanonical or not t.page_fault:
+                return pr.STATUS_ACCESS_VIOLATION, bytes(out)
+            status = system.faults.resolve(proc, va + done, writing, kind == "x")
+            if status != pr.STATUS_SUCCESS:
+                return status, bytes(out)
+    return pr.STATUS_ACCESS_VIOLATION, bytes(out)

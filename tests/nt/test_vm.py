@@ -1,0 +1,151 @@
+"""Processes and private memory: VirtualAlloc/Free/Protect, page faults, trimming --
+each result checked through guest memory (PTEs, VADs, the PFN database)."""
+import pytest
+
+import kdsim
+from kdsim.nt import protect as pr
+from kdsim.nt.fault import access
+from kdsim.nt.invariants import check
+from kdsim.nt.pfn import ACTIVE, MODIFIED, STANDBY
+
+TARGETS = ["win7-x64", "win7-x86pae", "win7-x86", "wrk-x86"]
+BASE = 0x340000
+
+
+@pytest.fixture(params=TARGETS)
+def sysp(request):
+    m = kdsim.boot(request.param, ram="256m")
+    return m, m.nt, m.nt.spawn("MemoryAlloc.exe")
+
+
+def kind(nt, proc, va):
+    pte = proc.tables.get(va)
+    return nt.codec.decode(pte or 0).kind
+
+
+def test_a_reservation_is_a_vad_without_commit_and_touching_it_is_an_access_violation(sysp):
+    m, nt, p = sysp
+    r = nt.vm.allocate(p, 0x1000, BASE + 0x123, commit=False)
+    assert (r.status, r.base, r.size) == (0, BASE, 0x2000 - 0x0)  # 64 KB aligned, whole pages
+    vad = nt.vm.vad_at(p, BASE)
+    assert (vad.start, vad.end, vad.mem_commit, vad.private) == (BASE, BASE + 0x2000, 0, 1)
+    assert access(nt, p, BASE, 1)[0] == pr.STATUS_ACCESS_VIOLATION
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_committed_page_is_demand_zero_then_valid_after_a_touch(sysp):
+    m, nt, p = sysp
+    nt.vm.allocate(p, 0x10000, BASE, commit=False)
+    assert nt.vm.allocate(p, 0x1000, BASE, reserve=False).ok
+    assert kind(nt, p, BASE) == "demand_zero"
+    status, data = access(nt, p, BASE, 8)
+    assert (status, data) == (0, bytes(8))
+    pte = nt.codec.decode(p.tables.get(BASE))
+    assert pte.kind == "valid" and not pte.dirty and pte.owner
+    assert nt.pfn.location(pte.pfn) == ACTIVE
+    assert int(nt.pfn.e["pte"][pte.pfn]) == nt.profile.pte_address(BASE)
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_first_write_to_a_clean_page_sets_the_dirty_bits(sysp):
+    m, nt, p = sysp
+    nt.vm.allocate(p, 0x1000, BASE)
+    access(nt, p, BASE, 1)                       # read: valid, clean (Write bit only)
+    assert not nt.codec.decode(p.tables.get(BASE)).dirty
+    before = nt.faults.counts["dirty bit"]
+    assert access(nt, p, BASE, b"w", "w")[0] == 0
+    assert nt.codec.decode(p.tables.get(BASE)).dirty
+    assert nt.faults.counts["dirty bit"] == before + 1
+
+
+def test_trimmed_pages_come_back_by_soft_fault_with_their_bytes(sysp):
+    m, nt, p = sysp
+    nt.vm.allocate(p, 0x2000, BASE)
+    access(nt, p, BASE, b"dirty page", "w")
+    access(nt, p, BASE + 0x1000, 4)              # clean
+    nt.trim_page(p, BASE)
+    nt.trim_page(p, BASE + 0x1000)
+    d0, d1 = (nt.codec.decode(p.tables.get(v)) for v in (BASE, BASE + 0x1000))
+    assert (d0.kind, d1.kind) == ("transition", "transition")
+    assert (nt.pfn.location(d0.pfn), nt.pfn.location(d1.pfn)) == (MODIFIED, STANDBY)
+    assert check(m.core, nt.profile, nt.symbols) == []
+    assert access(nt, p, BASE, 10) == (0, b"dirty page")
+    assert nt.codec.decode(p.tables.get(BASE)).pfn == d0.pfn
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_guard_page_fails_once_then_works(sysp):
+    m, nt, p = sysp
+    nt.vm.allocate(p, 0x1000, BASE, protect=pr.PAGE_READWRITE | pr.PAGE_GUARD)
+    assert access(nt, p, BASE, 1)[0] == pr.STATUS_GUARD_PAGE_VIOLATION
+    assert access(nt, p, BASE, 1)[0] == pr.STATUS_SUCCESS
+
+
+def test_protect_returns_the_old_protection_and_read_only_refuses_writes(sysp):
+    m, nt, p = sysp
+    nt.vm.allocate(p, 0x2000, BASE)
+    access(nt, p, BASE, b"x", "w")
+    r = nt.vm.protect(p, BASE, 0x2000, pr.PAGE_READONLY)
+    assert (r.status, r.old_protect) == (0, pr.PAGE_READWRITE)
+    assert access(nt, p, BASE, b"y", "w")[0] == pr.STATUS_ACCESS_VIOLATION
+    assert access(nt, p, BASE, 1) == (0, b"x")
+    assert nt.vm.protect(p, BASE, 0x1000, pr.PAGE_NOACCESS).ok
+    assert kind(nt, p, BASE) == "transition"     # made invalid, like Windows
+    assert access(nt, p, BASE, 1)[0] == pr.STATUS_ACCESS_VIOLATION
+    assert nt.vm.protect(p, BASE, 0x1000, pr.PAGE_READWRITE).old_protect == pr.PAGE_NOACCESS
+    assert access(nt, p, BASE, 1) == (0, b"x")
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_decommit_and_release(sysp):
+    m, nt, p = sysp
+    nt.vm.allocate(p, 0x3000, BASE)
+    access(nt, p, BASE, b"abc", "w")
+    commit = p.get_field("CommitCharge")
+    assert nt.vm.free(p, BASE, 0x1000, release=False).ok
+    assert p.get_field("CommitCharge") == commit - 1
+    assert access(nt, p, BASE, 1)[0] == pr.STATUS_ACCESS_VIOLATION
+    assert nt.vm.free(p, BASE + 0x1000).status == pr.STATUS_FREE_VM_NOT_AT_BASE
+    assert nt.vm.free(p, BASE).ok
+    assert nt.vm.vad_at(p, BASE) is None
+    assert p.get_field("CommitCharge") == commit - 3
+    assert nt.vm.free(p, BASE).status == pr.STATUS_MEMORY_NOT_ALLOCATED
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_conflicts_and_bad_protections(sysp):
+    m, nt, p = sysp
+    assert nt.vm.allocate(p, 0x1000, BASE).ok
+    assert nt.vm.allocate(p, 0x1000, BASE + 0x800).status == pr.STATUS_CONFLICTING_ADDRESSES
+    assert nt.vm.allocate(p, 0x1000, 0x500000, reserve=False).status == \
+        pr.STATUS_CONFLICTING_ADDRESSES
+    assert nt.vm.allocate(p, 0x1000, protect=0x1234).status == pr.STATUS_INVALID_PAGE_PROTECTION
+
+
+def test_commit_beyond_the_limit_fails(sysp):
+    m, nt, p = sysp
+    r = nt.vm.allocate(p, (nt.ram_pages() + 10) * 0x1000)
+    assert r.status == pr.STATUS_COMMITMENT_LIMIT
+    assert nt.vm.allocate(p, 0x1000).ok
+
+
+def test_top_down_allocation_takes_the_highest_free_64k(sysp):
+    m, nt, p = sysp
+    r = nt.vm.allocate(p, 0x1000, top_down=True)
+    assert r.ok and r.base % 0x10000 == 0
+    assert r.base + 0x10000 > nt.profile.address_space.highest_vad_address - 0x100000
+
+
+def test_processes_are_isolated_and_terminate_frees_their_pages(sysp):
+    m, nt, p = sysp
+    q = nt.spawn("other.exe")
+    for proc, text in ((p, b"in p"), (q, b"in q")):
+        nt.vm.allocate(proc, 0x1000, BASE)
+        access(nt, proc, BASE, text, "w")
+    assert access(nt, p, BASE, 4) == (0, b"in p")
+    assert access(nt, q, BASE, 4) == (0, b"in q")
+    avail = nt.pfn.total(0) + nt.pfn.total(1)
+    nt.terminate(q)
+    assert nt.pfn.total(0) + nt.pfn.total(1) > avail
+    assert access(nt, p, BASE, 4) == (0, b"in p")
+    assert check(m.core, nt.profile, nt.symbols) == []
