@@ -151,6 +151,10 @@ int kd_set_maxphyaddr(kd_machine *m, uint32_t bits);
 
 /* Translation.  access = KD_ACCESS_{READ,WRITE,EXEC} | KD_ACCESS_USER | KD_ACCESS_PROBE. */
 int kd_translate(kd_machine *m, uint64_t va, uint32_t access, kd_walk *out);
+/* A debugger probe through the tables under another CR3 (another process's address
+ * space), without loading it: no TLB, no side effects.  The CR3 is checked as a load
+ * would check it. */
+int kd_probe_as(kd_machine *m, uint64_t cr3, uint64_t va, uint32_t access, kd_walk *out);
 /* Kernel-read probe returning only the physical address, KD_BAD_PA on any failure. */
 uint64_t kd_probe_pa(kd_machine *m, uint64_t va);
 int kd_translate_batch(kd_machine *m, const uint64_t *vas, uint64_t n, uint32_t access,

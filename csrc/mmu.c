@@ -205,8 +205,8 @@ static inline unsigned pwc_slot(uint64_t key)
 /* The architectural walk.  cpu != 0 sets Accessed in the entries it passes
  * through and, on success, Accessed (and Dirty for a write) in the leaf. */
 static inline __attribute__((always_inline)) int
-walk_mode(kd_machine *m, const int mode, uint64_t va, uint32_t access, kd_walk *w, int cpu,
-          kd_pwc *pwc, int record)
+walk_mode(kd_machine *m, const int mode, uint64_t cr3, uint64_t va, uint32_t access,
+          kd_walk *w, int cpu, kd_pwc *pwc, int record)
 {
     const unsigned kind = access & KD_ACCESS_KIND_MASK;
     const int user = (access & KD_ACCESS_USER) != 0;
@@ -241,11 +241,11 @@ walk_mode(kd_machine *m, const int mode, uint64_t va, uint32_t access, kd_walk *
                         (kind == KD_ACCESS_EXEC && nxe && mode != KD_MODE_X86 ? KD_PF_ID : 0);
     uint64_t table;
     if (mode == KD_MODE_PAE)
-        table = m->cr3 & 0xFFFFFFE0ULL;
+        table = cr3 & 0xFFFFFFE0ULL;
     else if (mode == KD_MODE_X86)
-        table = m->cr3 & 0xFFFFF000ULL;
+        table = cr3 & 0xFFFFF000ULL;
     else
-        table = m->cr3 & m->addr_mask;
+        table = cr3 & m->addr_mask;
 
     int rw = 1, us = 1, xd = 0, start = 0;
     const int last = md->nlevels - 1;
@@ -350,14 +350,20 @@ walk_mode(kd_machine *m, const int mode, uint64_t va, uint32_t access, kd_walk *
     return fail(w, KD_E_PAGE_FAULT, 1, ec);  /* not reached: the last level is a leaf */
 }
 
-static int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, int cpu, int record)
+static int walk_cr3(kd_machine *m, uint64_t cr3, uint64_t va, uint32_t access, kd_walk *w,
+                    int cpu, int record)
 {
     switch (m->mode) {  /* one instance per mode: the level table folds into constants */
-    case KD_MODE_X64: return walk_mode(m, KD_MODE_X64, va, access, w, cpu, NULL, record);
-    case KD_MODE_PAE: return walk_mode(m, KD_MODE_PAE, va, access, w, cpu, NULL, record);
-    case KD_MODE_X86: return walk_mode(m, KD_MODE_X86, va, access, w, cpu, NULL, record);
-    default: return walk_mode(m, KD_MODE_NONE, va, access, w, cpu, NULL, record);
+    case KD_MODE_X64: return walk_mode(m, KD_MODE_X64, cr3, va, access, w, cpu, NULL, record);
+    case KD_MODE_PAE: return walk_mode(m, KD_MODE_PAE, cr3, va, access, w, cpu, NULL, record);
+    case KD_MODE_X86: return walk_mode(m, KD_MODE_X86, cr3, va, access, w, cpu, NULL, record);
+    default: return walk_mode(m, KD_MODE_NONE, cr3, va, access, w, cpu, NULL, record);
     }
+}
+
+static int walk(kd_machine *m, uint64_t va, uint32_t access, kd_walk *w, int cpu, int record)
+{
+    return walk_cr3(m, m->cr3, va, access, w, cpu, record);
 }
 
 static inline int tlb_permits(const kd_tlb_entry *e, unsigned kind, int user, uint32_t flags)
@@ -437,6 +443,18 @@ int kd_translate(kd_machine *m, uint64_t va, uint32_t access, kd_walk *out)
     return translate(m, va, access, out);
 }
 
+int kd_probe_as(kd_machine *m, uint64_t cr3, uint64_t va, uint32_t access, kd_walk *out)
+{
+    if (!m || !out || !check_access(access))
+        return KD_E_INVAL;
+    int st = check_cr3(m, m->mode, cr3);
+    if (st != KD_OK)
+        return st;
+    m->stats.probes++;
+    m->stats.walks++;
+    return walk_cr3(m, cr3, va, access, out, 0, 1);
+}
+
 uint64_t kd_probe_pa(kd_machine *m, uint64_t va)
 {
     kd_walk w;
@@ -488,7 +506,7 @@ batch_probe(kd_machine *m, const int mode, const uint64_t *restrict vas, uint64_
                 }
             }
         }
-        int st = walk_mode(m, mode, va, access, &w, 0, pwc, 0);
+        int st = walk_mode(m, mode, m->cr3, va, access, &w, 0, pwc, 0);
         pas[i] = st == KD_OK ? w.pa : KD_BAD_PA;
         status[i] = st;
     }

@@ -97,6 +97,7 @@ class Machine:
         out = ffi.new("kd_machine **")
         check(lib.kd_machine_new(size, out), "guest RAM size")
         self._h = ffi.gc(out[0], lib.kd_machine_free)
+        self._size = lib.kd_ram_size(self._h)      # fixed for the machine's life
         self._walk = ffi.new("kd_walk *")
         self._mode = "none"  # only set_paging changes it
         self._u64 = ffi.new("uint64_t *")
@@ -109,7 +110,7 @@ class Machine:
 
     @property
     def ram_size(self) -> int:
-        return lib.kd_ram_size(self._h)
+        return self._size
 
     @property
     def runs(self) -> list[tuple[int, int]]:
@@ -216,10 +217,19 @@ class Machine:
     # -- translation -------------------------------------------------------------------
 
     def translate(self, va: int, access: str = "r", user: bool = False,
-                  probe: bool = True) -> Translation:
+                  probe: bool = True, cr3: int | None = None) -> Translation:
         """Translate ``va``.  ``probe=True`` is a debugger probe (no TLB, no A/D);
-        ``probe=False`` is a CPU access (TLB, A/D updates, permission faults)."""
+        ``probe=False`` is a CPU access (TLB, A/D updates, permission faults).
+        ``cr3`` probes another address space's tables without loading them."""
         flags = _access_flags(access, user, probe)
+        if cr3 is not None:
+            if not probe:
+                raise KdArgumentError(lib.KD_E_INVAL, "only a probe can use another CR3")
+            st = lib.kd_probe_as(self._h, _u64(cr3, "CR3"), _u64(va, "virtual address"),
+                                 flags, self._walk)
+            if st in (lib.KD_E_INVAL, lib.KD_E_RANGE, lib.KD_E_ALIGN):
+                check(st, "CR3")
+            return Translation(unpack_walk(self._walk), self._mode)
         st = lib.kd_translate(self._h, _u64(va, "virtual address"), flags, self._walk)
         if st == lib.KD_E_INVAL:
             check(st, "translate")

@@ -93,3 +93,37 @@ class KernelMemory:
             self.m.write_physical(self._pa(va), data[:chunk])
             va += chunk
             data = data[chunk:]
+
+
+class RamWords:
+    """Aligned 4- or 8-byte words of guest RAM by physical address (page-table entries):
+    numpy views of the RAM runs, one element access per word."""
+
+    def __init__(self, machine: Machine, size: int):
+        cache = machine.__dict__.setdefault("_word_views", {})
+        if size not in cache:
+            dtype = np.uint64 if size == 8 else np.uint32
+            cache[size] = [(start, start + length,
+                            machine.view_physical(start, length, dtype=dtype))
+                           for start, length in machine.runs]
+        self.views = cache[size]
+        self.size = size
+
+    def _at(self, pa: int):
+        for start, end, view in self.views:
+            if start <= pa < end:
+                return view, (pa - start) // self.size
+        raise ValueError(f"physical address {pa:#x} is not RAM")
+
+    def get(self, pa: int) -> int:
+        view, i = self._at(pa)
+        return int(view[i])
+
+    def set(self, pa: int, value: int) -> None:
+        view, i = self._at(pa)
+        view[i] = value
+
+    def table(self, pa: int, count: int):
+        """``count`` words from ``pa`` (inside one run) as a numpy view."""
+        view, i = self._at(pa)
+        return view[i:i + count]

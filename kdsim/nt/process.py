@@ -82,19 +82,10 @@ class ProcessMemory:
         self.system, self.tables = system, tables
 
     def _pa(self, va: int) -> int:
-        from .tables import P, PS
-        t = self.tables
-        for depth in range(len(t.levels)):
-            epa = t.entry(va, depth)
-            if epa is None:
-                break
-            e = t.read(epa)
-            if not e & P:
-                break
-            if depth == len(t.levels) - 1 or (e & PS and t.can_be_large(depth)):
-                size = 1 << t.levels[depth][0]
-                return (e & t.addr_mask & ~(size - 1)) | (va & (size - 1))
-        raise KeyError(f"{va:#x} is not mapped")
+        t = self.system.machine.translate(va, cr3=self.tables.top)
+        if not t.ok:
+            raise KeyError(f"{va:#x} is not mapped")
+        return t.pa
 
     def read(self, va: int, n: int) -> bytes:
         out = bytearray()

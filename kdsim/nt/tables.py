@@ -8,10 +8,11 @@ prototype PTEs) is the caller's business; this module places values.
 """
 from __future__ import annotations
 
-import struct
 from typing import Callable
 
 from kdsim.machine import Machine
+
+from .guest import RamWords
 
 PAGE = 0x1000
 # Hardware bits (nt-structures.md §1) and the Windows MP software write bit.
@@ -43,6 +44,7 @@ class Tables:
         self.linked = linked
         self.esize = mode.pte_size
         self.fmt = "<Q" if self.esize == 8 else "<I"
+        self.words = RamWords(machine, self.esize)
         self.addr_mask = 0x000FFFFFFFFFF000 if self.esize == 8 else 0xFFFFF000
         bits = mode.index_bits
         shifts, s = [], 12
@@ -52,10 +54,10 @@ class Tables:
         self.levels = list(zip(reversed(shifts), bits))   # top first: (shift, bits)
 
     def read(self, pa: int) -> int:
-        return struct.unpack(self.fmt, self.m.read_physical(pa, self.esize))[0]
+        return self.words.get(pa)
 
     def write(self, pa: int, value: int) -> None:
-        self.m.write_physical(pa, struct.pack(self.fmt, value))
+        self.words.set(pa, value)
 
     def index(self, va: int, depth: int) -> int:
         shift, bits = self.levels[depth]
@@ -119,8 +121,7 @@ class Tables:
 
     def _walk(self, table: int, depth: int, base: int):
         shift, bits = self.levels[depth]
-        raw = self.m.read_physical(table, (1 << bits) * self.esize)
-        values = struct.unpack(f"<{1 << bits}{self.fmt[1]}", raw)
+        values = self.words.table(table, 1 << bits).tolist()
         last = depth == len(self.levels) - 1
         for i, e in enumerate(values):
             if not e & P:

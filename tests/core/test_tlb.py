@@ -153,3 +153,21 @@ def test_conflicting_entry_evicts_the_stale_one(m):
     pt.write_entry(leaf, 0x300000 | P | RW | US)
     m.translate(other, probe=False)
     assert m.translate(VA, probe=False).pa == 0x300000
+
+
+def test_probe_under_another_cr3_reads_those_tables_without_loading_them(m):
+    a = PageTables(m, "x64", table_base=0x100000)
+    a.map(VA, 0x200000)
+    b = PageTables(m, "x64", table_base=0x800000)
+    b.map(VA, 0x300000)
+    a.activate()
+    m.translate(VA, probe=False)                       # fills the TLB under A
+    assert m.translate(VA, cr3=b.cr3).pa == 0x300000    # B's tables, probed
+    assert m.cr3 == a.cr3 and m.translate(VA, probe=False).tlb_hit
+    assert not m.translate(VA + KB4, cr3=b.cr3).ok
+    import pytest as _pytest
+    from kdsim.machine import KdArgumentError
+    with _pytest.raises(KdArgumentError):
+        m.translate(VA, cr3=0x1234)                      # misaligned, as a CR3 load refuses
+    with _pytest.raises(KdArgumentError):
+        m.translate(VA, probe=False, cr3=b.cr3)          # the CPU uses the loaded CR3 only

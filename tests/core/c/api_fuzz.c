@@ -74,12 +74,14 @@ int main(int argc, char **argv)
         case 10: CHECK(kd_phys_discard(m, a & ~0xFFFULL, (b % 8) * 4096)); break;
         case 11: CHECK(kd_invlpg(m, a)); CHECK(kd_flush_tlb(m, (int)(next() % 2))); break;
         case 12: CHECK(kd_set_maxphyaddr(m, (uint32_t)(next() % 64))); break;
-        case 13: CHECK(kd_phys_valid(m, a, b) ? KD_OK : KD_OK); break;
+        case 13: CHECK(kd_phys_valid(m, a, b) ? KD_OK : KD_OK);
+                 CHECK(kd_probe_as(m, b, a, acc, &w)); break;
         }
     }
     /* NULL handles and out-pointers are statuses too. */
     CHECK(kd_translate(NULL, 0, 0, &w));
     CHECK(kd_translate(m, 0, 0, NULL));
+    CHECK(kd_probe_as(NULL, 0, 0, 0, &w));
     CHECK(kd_phys_read(NULL, 0, buf, 1, NULL));
     CHECK(kd_virt_read(m, 0, NULL, 4, 0, NULL, NULL));
     CHECK(kd_translate_batch(m, NULL, 4, 0, pas, st));
