@@ -19,6 +19,14 @@ class Booted:
 def boot(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0,
          scenario: str = "default") -> Booted:
     """Boot an emulated machine: the kernel image, page tables, PFN database, kernel
-    variables and System process in guest RAM."""
+    variables and System process in guest RAM, then run ``scenario`` (a name from
+    kdsim/nt/scenarios, a path to a .toml file, or "none").  On wrk-x86 the default
+    scenario is the workshop's."""
+    from .nt import scenario as scenarios
     from .nt.boot import boot_system
-    return Booted(boot_system(target, ram, seed))
+    nt = boot_system(target, ram, seed)
+    if scenario == "default" and target == "wrk-x86":
+        scenario = "workshop"   # the WRK target exists for the workshop
+    if scenario and scenario != "none":
+        nt.scenario = scenarios.run(nt, scenario)
+    return Booted(nt)

@@ -1,0 +1,156 @@
+"""Scenarios: a recipe of memory-manager operations, run at boot.
+
+A scenario is a TOML file (``kdsim/nt/scenarios/<name>.toml``, or any path) with an
+optional ``targets = [...]`` restriction and a list of ``[[step]]`` tables, each naming
+an ``op`` and its arguments:
+
+    spawn      image, parent (a name), as (a name for later steps)
+    alloc      process, size, address, commit (true), protect ("PAGE_READWRITE"),
+               top_down (false), as
+    commit     process, address, size, protect
+    write      process, address, data (text) or fill (byte) + size
+    touch      process, address, size (one page), access ("r" or "w")
+    protect    process, address, size, protect
+    decommit   process, address, size
+    release    process, address
+    trim       process, address, pages (1)
+    terminate  process
+
+Addresses are integers or ``"name"`` / ``"name+0x2000"`` (a named allocation's base).
+A step that fails stops the boot with the step and the NTSTATUS.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import pathlib
+import re
+import tomllib
+
+from . import protect as pr
+from .fault import access
+
+PAGE = 0x1000
+_REF = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(?:\+\s*(0x[0-9a-fA-F]+|\d+))?\s*$")
+
+
+class ScenarioError(Exception):
+    pass
+
+
+def load(name_or_path: str) -> dict:
+    path = pathlib.Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        try:
+            return tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ScenarioError(f"scenario file {name_or_path} not found") from None
+    try:
+        text = importlib.resources.files("kdsim.nt.scenarios").joinpath(
+            f"{name_or_path}.toml").read_text()
+    except FileNotFoundError:
+        raise ScenarioError(f"unknown scenario {name_or_path!r} (see kdsim/nt/scenarios/)") \
+            from None
+    return tomllib.loads(text)
+
+
+def names() -> list[str]:
+    files = importlib.resources.files("kdsim.nt.scenarios").iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".toml"))
+
+
+def run(system, name_or_path: str) -> dict:
+    """Run a scenario; returns the named processes and allocations."""
+    doc = load(name_or_path)
+    targets = doc.get("targets")
+    if targets and system.profile.name not in targets:
+        raise ScenarioError(f"scenario {name_or_path!r} is for {', '.join(targets)}, "
+                            f"not {system.profile.name}")
+    env = {"System": None}
+    procs = {}
+    for i, step in enumerate(doc.get("step", [])):
+        try:
+            _step(system, step, env, procs)
+        except ScenarioError as e:
+            raise ScenarioError(f"{name_or_path} step {i + 1} ({step.get('op')}): {e}") from None
+    return {"processes": procs, "names": env}
+
+
+def _addr(env, value) -> int:
+    if isinstance(value, int):
+        return value
+    m = _REF.match(str(value))
+    if not m or m.group(1) not in env:
+        raise ScenarioError(f"unknown address {value!r}")
+    return env[m.group(1)] + (int(m.group(2), 0) if m.group(2) else 0)
+
+
+def _protect(value) -> int:
+    if isinstance(value, int):
+        return value
+    out = 0
+    for part in str(value).split("|"):
+        part = part.strip()
+        if not hasattr(pr, part):
+            raise ScenarioError(f"unknown protection {part!r}")
+        out |= getattr(pr, part)
+    return out
+
+
+def _check(status: int) -> None:
+    if status:
+        raise ScenarioError(f"{pr.status_name(status)} ({status:#010x})")
+
+
+def _step(system, step: dict, env: dict, procs: dict) -> None:
+    op = step.get("op")
+    proc = None
+    if "process" in step:
+        proc = procs.get(step["process"])
+        if proc is None:
+            raise ScenarioError(f"unknown process {step['process']!r}")
+    if op == "spawn":
+        parent = procs.get(step.get("parent", ""))
+        p = system.spawn(step["image"], parent)
+        procs[step.get("as", step["image"])] = p
+    elif op == "alloc":
+        r = system.vm.allocate(proc, step["size"], _addr(env, step.get("address", 0)),
+                               commit=step.get("commit", True),
+                               protect=_protect(step.get("protect", "PAGE_READWRITE")),
+                               top_down=step.get("top_down", False))
+        _check(r.status)
+        if "as" in step:
+            env[step["as"]] = r.base
+    elif op == "commit":
+        r = system.vm.allocate(proc, step.get("size", PAGE), _addr(env, step["address"]),
+                               reserve=False,
+                               protect=_protect(step.get("protect", "PAGE_READWRITE")))
+        _check(r.status)
+    elif op == "write":
+        data = step["data"].encode() if "data" in step else \
+            bytes([step.get("fill", 0)]) * step.get("size", PAGE)
+        _check(access(system, proc, _addr(env, step["address"]), data, "w")[0])
+    elif op == "touch":
+        va, size = _addr(env, step["address"]), step.get("size", PAGE)
+        kind = step.get("access", "r")
+        for page in range(va & ~(PAGE - 1), va + size, PAGE):
+            data = b"\0" if kind == "w" else 1
+            if kind == "w":     # a write that keeps the byte: read it first
+                data = access(system, proc, page, 1)[1] or b"\0"
+            _check(access(system, proc, page, data, kind)[0])
+    elif op == "protect":
+        _check(system.vm.protect(proc, _addr(env, step["address"]), step.get("size", PAGE),
+                                 _protect(step["protect"])).status)
+    elif op == "decommit":
+        _check(system.vm.free(proc, _addr(env, step["address"]), step.get("size", PAGE),
+                              release=False).status)
+    elif op == "release":
+        _check(system.vm.free(proc, _addr(env, step["address"])).status)
+    elif op == "trim":
+        va = _addr(env, step["address"])
+        for i in range(step.get("pages", 1)):
+            system.trim_page(proc, va + i * PAGE)
+    elif op == "terminate":
+        system.terminate(proc)
+        del procs[step["process"]]
+    else:
+        raise ScenarioError(f"unknown operation {op!r}")

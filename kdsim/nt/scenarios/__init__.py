@@ -1,0 +1,1 @@
+"""The machines kdsim can boot: recipes of memory-manager operations (``<name>.toml``)."""
