@@ -37,8 +37,9 @@ from tests.core.refwalk import GB1, KB4, MB2, MB4, PS, P, Paging
 from tests.core.tables import TableBuilder, machine_reader, random_leaf_flags, set_paging
 
 vol_exceptions = pytest.importorskip("volatility3.framework.exceptions")
-from volatility3.framework import contexts, interfaces  # noqa: E402
 from volatility3.framework.layers import intel  # noqa: E402
+
+from tests.vol3 import volatility_layer as _volatility_layer  # noqa: E402
 
 RAM = 2 << 30
 LARGE = {"x86": MB4, "pae": MB2, "x64": MB2}
@@ -46,48 +47,8 @@ LAYER = {"x86": intel.Intel, "pae": intel.IntelPAE, "x64": intel.Intel32e}
 VA_BITS = {"x86": 32, "pae": 32, "x64": 48}
 
 
-class GuestPhysicalLayer(interfaces.layers.DataLayerInterface):
-    """Volatility3's view of the guest's physical memory, read through the Machine."""
-
-    def __init__(self, context, config_path, name, machine: Machine, metadata=None):
-        super().__init__(context=context, config_path=config_path, name=name, metadata=metadata)
-        self._m = machine
-
-    @property
-    def maximum_address(self) -> int:
-        return self._m.ram_size - 1
-
-    @property
-    def minimum_address(self) -> int:
-        return 0
-
-    def is_valid(self, offset: int, length: int = 1) -> bool:
-        return self._m.is_physical(offset, length)
-
-    def read(self, offset: int, length: int, pad: bool = False) -> bytes:
-        if not self.is_valid(offset, length):
-            if pad:
-                return b"\0" * length
-            raise vol_exceptions.InvalidAddressException(self.name, offset, "not guest RAM")
-        return self._m.read_physical(offset, length)
-
-    def write(self, offset: int, data: bytes) -> None:
-        raise NotImplementedError("the guest is read-only to volatility3 here")
-
-    @classmethod
-    def get_requirements(cls):
-        return []
-
-
 def volatility_layer(m: Machine, mode: str, cr3: int):
-    ctx = contexts.Context()
-    ctx.add_layer(GuestPhysicalLayer(ctx, "kdsim.physical", "guest_physical", m))
-    path = "kdsim.virtual"
-    ctx.config[interfaces.configuration.path_join(path, "memory_layer")] = "guest_physical"
-    ctx.config[interfaces.configuration.path_join(path, "page_map_offset")] = cr3
-    layer = LAYER[mode](ctx, path, "guest_virtual")
-    ctx.add_layer(layer)
-    return layer
+    return _volatility_layer(m, LAYER[mode], cr3)
 
 
 def canonical(va: int) -> int:
