@@ -50,6 +50,7 @@ class FaultHandler:
             if write and d.writable and not d.dirty:
                 proc.tables.write(pa, codec.make_dirty(pte))
                 s.pfn.put(d.pfn, s.pfn.lay.modified, 1)
+                self._free_backing(d.pfn)
                 s.machine.invlpg(page)
                 self.counts["dirty bit"] += 1
                 return pr.STATUS_SUCCESS
@@ -65,6 +66,8 @@ class FaultHandler:
             protection = vad.protection
         elif d.kind == "demand_zero":
             protection = d.protection
+        elif d.kind == "pagefile":
+            return self._hard(proc, page, pa, d, write)
         else:
             self.counts["unsupported"] += 1
             return pr.STATUS_IN_PAGE_ERROR
@@ -94,6 +97,46 @@ class FaultHandler:
         s.update_counters()
         self.counts["demand zero"] += 1
 
+    def _free_backing(self, pfn: int) -> None:
+        """The page is dirty now: its copy in the paging file is stale; free the slot
+        (MiSetDirtyBit) and let OriginalPte say demand zero again."""
+        from .pagefile import release_backing
+        s = self.s
+        orig = self.codec.decode(int(s.pfn.e["orig"][pfn]))
+        if orig.kind == "pagefile":
+            release_backing(s, int(s.pfn.e["orig"][pfn]))
+            s.pfn.e["orig"][pfn] = self.codec.demand_zero(orig.protection)
+
+    def _hard(self, proc, page: int, pa: int, d, write: bool) -> int:
+        """A hard fault: the page's contents come back from the paging file."""
+        s, codec = self.s, self.codec
+        protection = d.protection
+        if pr.is_guard(protection):
+            proc.tables.write(pa, codec.pagefile(d.page_file_low, d.page_file_high,
+                                                 protection & ~pr.MM_GUARD_PAGE))
+            self.counts["guard page"] += 1
+            return pr.STATUS_GUARD_PAGE_VIOLATION
+        if pr.is_no_access(protection) or (write and not pr.is_writable(protection)):
+            self.counts["access violation"] += 1
+            return pr.STATUS_ACCESS_VIOLATION
+        pf = s.paging_files[d.page_file_low]
+        pfn = s.take_page()
+        s.machine.write_physical(pfn * PAGE, pf.read(d.page_file_high))
+        proc.tables.write(pa, codec.valid(pfn, protection, owner=True,
+                                          dirty=write and pr.is_writable(protection)))
+        s.pfn.make_active(pfn, s.profile.pte_address(page), pa // PAGE,
+                          codec.pagefile(d.page_file_low, d.page_file_high, protection),
+                          modified=write)
+        if write:
+            self._free_backing(pfn)
+        proc.ws.insert(page, pfn)
+        s.bump_fault_count(proc)
+        if s.ts.has_field("_EPROCESS", "Vm.HardFaultCount"):   # not in the WRK's _MMSUPPORT
+            proc.set_field("Vm.HardFaultCount", proc.get_field("Vm.HardFaultCount") + 1)
+        s.update_counters()
+        self.counts["hard fault"] += 1
+        return pr.STATUS_SUCCESS
+
     def _soft(self, proc, page: int, pa: int, d, write: bool) -> int:
         s, codec = self.s, self.codec
         if pr.is_guard(d.protection):
@@ -113,6 +156,8 @@ class FaultHandler:
                                           dirty=modified or write))
         s.pfn.make_active(d.pfn, s.profile.pte_address(page), pa // PAGE, original,
                           modified=modified or write)
+        if write:
+            self._free_backing(d.pfn)
         proc.ws.insert(page, d.pfn)
         s.bump_fault_count(proc)
         s.update_counters()

@@ -146,6 +146,7 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
     from .addrspace import is_shared_kernel_entry, top_level_span
     refs: Counter = Counter()          # valid leaf PTEs naming each page
     table_pages: set[int] = set()
+    page_tables: list[tuple[int, int]] = []   # user page tables: (frame, first VA)
     system_tables = Tables(machine, mode, f_dtb.read(r, system_ep), None, None)
     top_depth, _ = top_level_span(profile)
     last = len(system_tables.levels) - 1
@@ -179,6 +180,8 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
             else:
                 table_pages.add(frame)
                 expect(frame, pte_va, epa >> 12, what)
+                if depth == last - 1 and private_only:
+                    page_tables.append((frame, va))
 
     def expect_shared(frame, pte_va, pte_frame, what):
         # A page mapped by several PTEs (KUSER_SHARED_DATA) names one of them.
@@ -196,6 +199,8 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
                 frame not in table_pages and int(e["u2"][frame]) != n:
             bad(f"PFN {frame:#x}: ShareCount {int(e['u2'][frame])} but {n} valid PTEs map it")
 
+    check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, bad)
+
     # -- every RAM page is either mapped (active) or on exactly one list -----------------
     active_unmapped = np.flatnonzero(in_ram & (loc == ACTIVE) & ~mapped)
     for f in active_unmapped[:5]:
@@ -207,3 +212,58 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
     if listed + int((in_ram & (loc == ACTIVE)).sum()) != ram_pages:
         bad(f"lists ({listed:#x}) + active pages do not add up to {ram_pages:#x} RAM pages")
     return problems
+
+
+def check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, bad) -> None:
+    """Every allocated paging-file slot is named exactly once -- by a paging-file PTE or
+    by the OriginalPte of a page in memory -- and every named slot is allocated; the
+    file's FreeSpace agrees with its bitmap."""
+    from collections import Counter
+    from .pfn import MODIFIED, STANDBY
+    from .pte import PteCodec
+    codec = PteCodec(profile)
+    count = r.ulong(symbols["MmNumberOfPagingFiles"])
+    files = []
+    for i in range(count):
+        pf = r.ptr_at(symbols["MmPagingFile"] + i * profile.pointer_size)
+        v = ts.view(r, "_MMPAGING_FILE", pf)
+        size = int(v.Size)
+        bm = ts.view(r, "_RTL_BITMAP", int(v.Bitmap))
+        if int(bm.SizeOfBitMap) != size:
+            bad(f"paging file {i}: bitmap of {int(bm.SizeOfBitMap):#x} bits for {size:#x} pages")
+        raw = np.frombuffer(r.read(int(bm.Buffer), -(-size // 32) * 4), dtype=np.uint8)
+        bits = np.unpackbits(raw, bitorder="little")[:size].astype(bool)
+        if not bits[0]:
+            bad(f"paging file {i}: page 0 is not reserved")
+        if int(v.FreeSpace) != size - int(bits.sum()):
+            bad(f"paging file {i}: FreeSpace {int(v.FreeSpace):#x}, bitmap says "
+                f"{size - int(bits.sum()):#x}")
+        files.append(bits)
+    named: Counter = Counter()
+    pte_size = profile.pte_size
+    dtype = np.uint64 if pte_size == 8 else np.uint32
+    for frame, _ in page_tables:
+        ptes = np.frombuffer(machine.read_physical(frame * PAGE, PAGE), dtype=dtype)
+        # invalid, not prototype, not transition, and not a bare demand-zero PTE
+        cand = np.flatnonzero(((ptes & 0xC01) == 0) & ((ptes >> 12) != 0))
+        for value in ptes[cand].tolist():
+            d = codec.decode(int(value))
+            if d.kind == "pagefile":
+                named[(d.page_file_low, d.page_file_high)] += 1
+    for pfn in np.flatnonzero((loc == STANDBY) | (loc == MODIFIED) | (loc == ACTIVE)).tolist():
+        orig = int(e["orig"][pfn])
+        if orig & 0xC01 or not orig >> 12:
+            continue
+        d = codec.decode(orig)
+        if d.kind == "pagefile":
+            named[(d.page_file_low, d.page_file_high)] += 1
+    for (f, slot), n in named.items():
+        if f >= len(files) or slot >= len(files[f]) or not files[f][slot]:
+            bad(f"paging file {f} page {slot:#x} is named but not allocated")
+        elif n > 1:
+            bad(f"paging file {f} page {slot:#x} is named {n} times")
+    for f, bits in enumerate(files):
+        for slot in np.flatnonzero(bits)[1:].tolist():
+            if (f, slot) not in named:
+                bad(f"paging file {f} page {slot:#x} is allocated but nothing names it")
+                break

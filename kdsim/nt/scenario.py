@@ -15,6 +15,9 @@ an ``op`` and its arguments:
     release    process, address
     trim       process, address, pages (1)
     terminate  process
+    writeout   limit (all)        the modified page writer
+    pressure   pages              repurpose the oldest standby pages
+    zero       pages (all)        the zero page thread
 
 Addresses are integers or ``"name"`` / ``"name+0x2000"`` (a named allocation's base).
 A step that fails stops the boot with the step and the NTSTATUS.
@@ -149,6 +152,12 @@ def _step(system, step: dict, env: dict, procs: dict) -> None:
         va = _addr(env, step["address"])
         for i in range(step.get("pages", 1)):
             system.trim_page(proc, va + i * PAGE)
+    elif op == "writeout":
+        system.write_modified(step.get("limit"))
+    elif op == "pressure":
+        system.repurpose(step["pages"])
+    elif op == "zero":
+        system.zero_pages(step.get("pages"))
     elif op == "terminate":
         system.terminate(proc)
         del procs[step["process"]]

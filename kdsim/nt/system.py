@@ -211,6 +211,8 @@ class NtSystem:
         self.next_pid = 0x100
         self.rng = random.Random(self.seed)
         self.committed = 0
+        from .pagefile import MAX_SLOTS, PagingFile
+        self.paging_files = [PagingFile(self, 0, min(self.ram_pages(), MAX_SLOTS))]
         self.update_counters()
 
     # -- pages after boot -----------------------------------------------------------------
@@ -249,11 +251,12 @@ class NtSystem:
         avail = sum(self.pfn.total(i) for i in AVAILABLE_LISTS)
         self.set_var("MmAvailablePages", avail)
         self.set_var("MmResidentAvailablePages", avail)
-        # kdsim choice: with no paging file the limit is RAM; the charge is what the
+        # kdsim choice: the limit is RAM plus the paging files; the charge is what the
         # kernel holds at boot plus what processes committed since.
         if not hasattr(self, "boot_commit"):
             self.boot_commit = self.ram_pages() - avail
-        self.set_var("MmTotalCommitLimit", self.ram_pages())
+        files = sum(pf.size for pf in getattr(self, "paging_files", ()))
+        self.set_var("MmTotalCommitLimit", self.ram_pages() + files)
         self.set_var("MmTotalCommittedPages", self.boot_commit + getattr(self, "committed", 0))
 
     # -- processes and their pages ----------------------------------------------------------
@@ -276,9 +279,12 @@ class NtSystem:
         if share > 0:
             self.pfn.e["u2"][pfn] = share
             return
+        from .pagefile import release_backing
+        release_backing(self, int(self.pfn.e["orig"][pfn]))
         self.pfn.insert(FREE, pfn)
         self.pfn.put(pfn, self.pfn.lay.modified, 0)
         self.pfn.e["pte"][pfn] = 0
+        self.pfn.e["orig"][pfn] = 0
 
     def trim_page(self, proc, va: int, protection: int | None = None) -> None:
         """Take a resident private page out of the working set: its PTE becomes a
@@ -305,6 +311,18 @@ class NtSystem:
             self.pfn.e["orig"][pfn] = self.codec.demand_zero(protection)
         self.pfn.insert(MODIFIED if modified else STANDBY, pfn)
         self.update_counters()
+
+    def write_modified(self, limit: int | None = None) -> int:
+        from .pagefile import write_modified
+        return write_modified(self, limit)
+
+    def repurpose(self, count: int) -> int:
+        from .pagefile import repurpose
+        return repurpose(self, count)
+
+    def zero_pages(self, count: int | None = None) -> int:
+        from .pagefile import zero_pages
+        return zero_pages(self, count)
 
     def bump_fault_count(self, proc) -> None:
         n = proc.get_field("Vm.PageFaultCount") + 1

@@ -93,6 +93,14 @@ class TypeSystem:
             raise UnknownTypeError(name, self.target, hint)
         return st
 
+    def has_field(self, type_name: str, path: str) -> bool:
+        """Whether ``type_name`` has the field ``path`` on this target (builds differ)."""
+        try:
+            self.field(type_name, path)
+            return True
+        except TypeLookupError:
+            return False
+
     def has_type(self, name: str) -> bool:
         try:
             self.get_type(name)

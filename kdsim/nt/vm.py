@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import protect as pr
+from .pagefile import release_backing
 from .pfn import FREE
 
 PAGE = 0x1000
@@ -204,8 +205,12 @@ class VirtualMemory:
             if d.kind == "valid":
                 s.release_private_page(proc, va, d.pfn)
             elif d.kind == "transition":
+                release_backing(s, int(s.pfn.e["orig"][d.pfn]))
                 s.pfn.unlink(d.pfn)
+                s.pfn.e["orig"][d.pfn] = 0
                 s.pfn.insert(FREE, d.pfn)
+            elif d.kind == "pagefile":
+                release_backing(s, pte)
             if pa is not None and (pte or marker):
                 tables.write(pa, marker or 0)
                 s.machine.invlpg(va)
@@ -255,6 +260,12 @@ class VirtualMemory:
                     s.machine.invlpg(va)
             elif d.kind == "transition":
                 tables.write(pa, codec.transition(d.pfn, protection, owner=True))
+                orig = codec.decode(int(s.pfn.e["orig"][d.pfn]))
+                s.pfn.e["orig"][d.pfn] = codec.pagefile(orig.page_file_low, orig.page_file_high,
+                                                        protection) \
+                    if orig.kind == "pagefile" else codec.demand_zero(protection)
+            elif d.kind == "pagefile":
+                tables.write(pa, codec.pagefile(d.page_file_low, d.page_file_high, protection))
             else:
                 tables.write(pa, codec.demand_zero(protection))
         return VmResult(pr.STATUS_SUCCESS, start, end - start,

@@ -14,7 +14,7 @@ TARGETS = ["win7-x64", "win7-x86pae", "win7-x86", "wrk-x86"]
 
 @pytest.fixture(scope="module", params=TARGETS)
 def booted(request):
-    return kdsim.boot(request.param, ram="512m")
+    return kdsim.boot(request.param, ram="512m", scenario="none")
 
 
 def read_ptr(m, va):
@@ -142,7 +142,7 @@ def test_too_little_ram_is_refused():
 
 @pytest.fixture
 def fresh():
-    return kdsim.boot("win7-x86", ram="256m")
+    return kdsim.boot("win7-x86", ram="256m", scenario="none")
 
 
 def test_checker_catches_a_wrong_pte_address(fresh):

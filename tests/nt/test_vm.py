@@ -14,7 +14,7 @@ BASE = 0x340000
 
 @pytest.fixture(params=TARGETS)
 def sysp(request):
-    m = kdsim.boot(request.param, ram="256m")
+    m = kdsim.boot(request.param, ram="256m", scenario="none")
     return m, m.nt, m.nt.spawn("MemoryAlloc.exe")
 
 
@@ -124,8 +124,12 @@ def test_conflicts_and_bad_protections(sysp):
 
 def test_commit_beyond_the_limit_fails(sysp):
     m, nt, p = sysp
-    r = nt.vm.allocate(p, (nt.ram_pages() + 10) * 0x1000)
+    limit = nt.read_ptr(nt.symbols["MmTotalCommitLimit"])
+    used = nt.read_ptr(nt.symbols["MmTotalCommittedPages"])
+    assert limit > nt.ram_pages()                    # RAM plus the paging file
+    r = nt.vm.allocate(p, (limit - used + 1) * 0x1000)
     assert r.status == pr.STATUS_COMMITMENT_LIMIT
+    assert nt.vm.allocate(p, (limit - used) * 0x1000, commit=False).ok   # reserving is free
     assert nt.vm.allocate(p, 0x1000).ok
 
 
@@ -148,4 +152,36 @@ def test_processes_are_isolated_and_terminate_frees_their_pages(sysp):
     nt.terminate(q)
     assert nt.pfn.total(0) + nt.pfn.total(1) > avail
     assert access(nt, p, BASE, 4) == (0, b"in p")
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_paged_out_page_comes_back_by_hard_fault_and_dirtying_frees_its_slot(sysp):
+    m, nt, p = sysp
+    pf = nt.paging_files[0]
+    nt.vm.allocate(p, 0x1000, BASE)
+    access(nt, p, BASE, b"to the paging file", "w")
+    nt.trim_page(p, BASE)
+    assert nt.write_modified() == 1 and pf.used == 1
+    assert nt.pfn.location(nt.codec.decode(p.tables.get(BASE)).pfn) == STANDBY
+    nt.repurpose(nt.pfn.total(STANDBY))
+    d = nt.codec.decode(p.tables.get(BASE))
+    assert (d.kind, d.page_file_low) == ("pagefile", 0)
+    assert check(m.core, nt.profile, nt.symbols) == []
+    assert access(nt, p, BASE, 18) == (0, b"to the paging file")
+    assert nt.faults.counts["hard fault"] == 1 and pf.used == 1    # the copy stays valid
+    access(nt, p, BASE, b"T", "w")
+    assert pf.used == 0                                              # MiSetDirtyBit
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_zero_page_thread_moves_free_pages_to_the_zeroed_list(sysp):
+    m, nt, p = sysp
+    nt.vm.allocate(p, 0x4000, BASE)
+    access(nt, p, BASE, b"\xff" * 0x4000, "w")
+    nt.vm.free(p, BASE)
+    free = nt.pfn.total(1)
+    assert free >= 4
+    first = next(nt.pfn.walk(1))
+    assert nt.zero_pages() == free and nt.pfn.total(1) == 0
+    assert m.core.read_physical(first * 0x1000, 0x1000) == bytes(0x1000)
     assert check(m.core, nt.profile, nt.symbols) == []

@@ -1,6 +1,8 @@
 """Random sequences of process and memory operations on every target: after each step the
 invariant checker (guest memory only) finds nothing, and every byte a process wrote reads
-back the same -- through trims, soft faults, protection changes and other processes."""
+back the same -- through trims, the modified page writer, repurposing under memory
+pressure, the zero page thread, soft and hard faults, protection changes and other
+processes."""
 import hypothesis.strategies as st
 from hypothesis import Phase, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -30,7 +32,7 @@ class MemoryMachine(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
-        self.m = kdsim.boot(self.target, ram="256m")
+        self.m = kdsim.boot(self.target, ram="256m", scenario="none")
         self.nt = self.m.nt
         self.procs = []          # [(Process, {region base: [Page, ...]})]
         self._spawn()
@@ -143,6 +145,18 @@ class MemoryMachine(RuleBasedStateMachine):
             return
         self.nt.trim_page(proc, base + i * PAGE)
 
+    @rule(limit=st.integers(1, 8))
+    def write_modified_pages(self, limit):
+        self.nt.write_modified(limit)
+
+    @rule(count=st.integers(1, 8))
+    def memory_pressure(self, count):
+        self.nt.repurpose(count)
+
+    @rule(count=st.integers(1, 16))
+    def zero_page_thread(self, count):
+        self.nt.zero_pages(count)
+
     @staticmethod
     def _expect(pg: Page, write: bool) -> int:
         if not pg.committed or pg.protect == "na":
@@ -161,7 +175,7 @@ class MemoryMachine(RuleBasedStateMachine):
 
 # No shrinking in the suite: a failure prints its steps as drawn (shrinking a machine this
 # size takes minutes); derandomized, so the same steps run everywhere.
-SETTINGS = settings(max_examples=6, stateful_step_count=18, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=6, stateful_step_count=24, deadline=None, derandomize=True,
                     database=None, phases=[Phase.explicit, Phase.generate])
 
 

@@ -43,4 +43,4 @@ def test_every_vad_page_translates_the_same_in_volatility3(target):
                     transition += 1
                 else:
                     assert theirs is None, f"{va:#x}: {d.kind} PTE {pte:#x}"
-    assert compared >= 40 and transition >= 4      # the default scenario has both
+    assert compared >= 40 and transition >= 2      # the default scenario has both
