@@ -47,6 +47,8 @@ class FaultHandler:
         pte = proc.tables.read(pa) if pa is not None else 0
         d = codec.decode(pte)
         if d.kind == "valid":
+            if write and d.copy_on_write:
+                return self._copy_on_write(proc, page, pa, d)
             if write and d.writable and not d.dirty:
                 proc.tables.write(pa, codec.make_dirty(pte))
                 s.pfn.put(d.pfn, s.pfn.lay.modified, 1)
@@ -58,8 +60,13 @@ class FaultHandler:
             return pr.STATUS_ACCESS_VIOLATION
         if d.kind == "transition":
             return self._soft(proc, page, pa, d, write)
+        if d.kind == "prototype":
+            return self._shared(proc, page, pa, d.proto_address, write)
         if d.kind == "zero":
             vad = s.vm.vad_at(proc, page)
+            if vad is not None and not vad.private:
+                return self._shared(proc, page, pa, vad.first_proto +
+                                    (page - vad.start) // PAGE * s.profile.pte_size, write)
             if vad is None or not vad.private or not vad.mem_commit:
                 self.counts["access violation"] += 1
                 return pr.STATUS_ACCESS_VIOLATION
@@ -96,6 +103,67 @@ class FaultHandler:
         s.bump_fault_count(proc)
         s.update_counters()
         self.counts["demand zero"] += 1
+
+    def _shared(self, proc, page: int, pa, proto_va: int, write: bool) -> int:
+        """A page of a mapped view: resolve its prototype PTE (MiResolveProtoPteFault),
+        then point the process's PTE at the shared page."""
+        s, codec = self.s, self.codec
+        section, index = s.section_of_proto(proto_va)
+        prot = section.protection_of(index)
+        if pr.is_no_access(prot) or (write and not pr.is_writable(prot)):
+            self.counts["access violation"] += 1
+            return pr.STATUS_ACCESS_VIOLATION
+        k = s.kmem
+        raw = int.from_bytes(k.read(proto_va, section.pte_size), "little")
+        pd = codec.decode(raw, in_prototype_array=True)
+        proto_frame = s.machine.translate(proto_va).pa // PAGE
+        if pd.kind == "valid":
+            pfn = pd.pfn
+            kind = "prototype (resident)"
+        elif pd.kind == "transition":
+            pfn = pd.pfn
+            s.pfn.unlink(pfn)
+            s.pfn.make_active(pfn, proto_va, proto_frame, int(s.pfn.e["orig"][pfn]), share=0,
+                              prototype=True)
+            kind = "prototype (transition)"
+        elif pd.kind == "subsection":
+            pfn = s.take_page()
+            s.machine.write_physical(pfn * PAGE, section.contents(index))
+            s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True)
+            kind = "prototype (read from the file)"
+        else:
+            self.counts["unsupported"] += 1
+            return pr.STATUS_IN_PAGE_ERROR
+        if pd.kind != "valid":
+            k.write(proto_va, codec.valid(pfn, prot).to_bytes(section.pte_size, "little"))
+        if pa is None:
+            pa = proc.tables.leaf(page, create=True)
+        proc.tables.write(pa, codec.valid(pfn, prot, owner=True))
+        s.machine.invlpg(page)
+        s.pfn.e["u2"][pfn] += 1
+        proc.ws.insert(page, pfn)
+        s.bump_fault_count(proc)
+        s.update_counters()
+        self.counts[kind] += 1
+        return pr.STATUS_SUCCESS
+
+    def _copy_on_write(self, proc, page: int, pa: int, d) -> int:
+        """A write to a copy-on-write page: the writer gets a private copy (MiCopyOnWrite)."""
+        s, codec = self.s, self.codec
+        old = d.pfn
+        section, index = s.section_of_proto(int(s.pfn.e["pte"][old]))
+        prot = pr.make_protect_not_write_copy(section.protection_of(index))
+        new = s.take_page()
+        s.machine.write_physical(new * PAGE, s.machine.read_physical(old * PAGE, PAGE))
+        proc.tables.write(pa, codec.valid(new, prot, owner=True, dirty=True))
+        s.machine.invlpg(page)
+        s.pfn.make_active(new, s.profile.pte_address(page), pa // PAGE,
+                          codec.demand_zero(prot), modified=True)
+        s.pfn.e["u1"][new] = proc.ws.entries[page]          # the same working-set entry
+        s.unref_shared(old)
+        s.update_counters()
+        self.counts["copy on write"] += 1
+        return pr.STATUS_SUCCESS
 
     def _free_backing(self, pfn: int) -> None:
         """The page is dirty now: its copy in the paging file is stale; free the slot

@@ -184,9 +184,11 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
                     page_tables.append((frame, va))
 
     def expect_shared(frame, pte_va, pte_frame, what):
-        # A page mapped by several PTEs (KUSER_SHARED_DATA) names one of them.
-        if frame <= highest and in_ram[frame] and int(e["u2"][frame]) > 1 and \
-                int(e["pte"][frame]) != pte_va:
+        # A page mapped by several PTEs (KUSER_SHARED_DATA) names one of them; a section's
+        # page names its prototype PTE (checked below).
+        if frame <= highest and in_ram[frame] and int(loc[frame]) == ACTIVE and (
+                lay.prototype.get(int(e[lay.prototype.word][frame])) or
+                (int(e["u2"][frame]) > 1 and int(e["pte"][frame]) != pte_va)):
             mapped[frame] = True
             return
         expect(frame, pte_va, pte_frame, what)
@@ -200,6 +202,7 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
             bad(f"PFN {frame:#x}: ShareCount {int(e['u2'][frame])} but {n} valid PTEs map it")
 
     check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, bad)
+    check_back_links(machine, profile, r, e, loc, lay, highest, bad)
 
     # -- every RAM page is either mapped (active) or on exactly one list -----------------
     active_unmapped = np.flatnonzero(in_ram & (loc == ACTIVE) & ~mapped)
@@ -267,3 +270,34 @@ def check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, ba
             if (f, slot) not in named:
                 bad(f"paging file {f} page {slot:#x} is allocated but nothing names it")
                 break
+
+
+def check_back_links(machine, profile, r, e, loc, lay, highest, bad) -> None:
+    """Shared pages: the prototype PTE a page names is valid and maps it.  Pages on the
+    standby and modified lists: the PTE they name (through PteFrame) is a transition PTE
+    that maps them."""
+    from .pfn import MODIFIED, STANDBY
+    from .pte import PteCodec
+    codec = PteCodec(profile)
+    size = profile.pte_size
+    proto_bits = (e[lay.prototype.word].astype(np.uint64) >> np.uint64(lay.prototype.shift)) \
+        & np.uint64(lay.prototype.mask)
+    for pfn in np.flatnonzero((loc == ACTIVE) & (proto_bits == 1)).tolist():
+        va = int(e["pte"][pfn])
+        try:
+            value = int.from_bytes(r.read(va, size), "little")
+        except Exception:
+            bad(f"PFN {pfn:#x}: prototype PTE {va:#x} cannot be read")
+            continue
+        d = codec.decode(value)
+        if d.kind != "valid" or d.pfn != pfn:
+            bad(f"PFN {pfn:#x}: its prototype PTE {va:#x} is {d.kind} {value:#x}")
+        frame = machine.translate(va).pa >> 12
+        if lay.frame.get(int(e["u4"][pfn])) != frame:
+            bad(f"PFN {pfn:#x}: PteFrame is not the page holding its prototype PTE")
+    for pfn in np.flatnonzero((loc == STANDBY) | (loc == MODIFIED)).tolist():
+        pa = lay.frame.get(int(e["u4"][pfn])) * PAGE + (int(e["pte"][pfn]) & (PAGE - 1))
+        value = int.from_bytes(machine.read_physical(pa, size), "little")
+        d = codec.decode(value, in_prototype_array=bool(proto_bits[pfn]))
+        if d.kind != "transition" or d.pfn != pfn:
+            bad(f"PFN {pfn:#x} is on a list but its PTE ({pa:#x}) is {d.kind} {value:#x}")

@@ -115,6 +115,7 @@ class Process:
                                                                              "VadRoot"))
         self.ws = None
         self.commit = 0
+        self.views: dict = {}            # view base -> (Section, VAD node)
 
     @property
     def cr3(self) -> int:
@@ -145,12 +146,15 @@ PAGE = 0x1000
 STACK_RESERVE = 0x100000      # the default 1 MB main-thread stack (image header default)
 HEAP_RESERVE = 0x100000       # the default process heap: 1 MB reserved
 HEAP_COMMIT_PAGES = 4
-IMAGE_BASE = {4: 0x00400000, 8: 0x000000013F000000}   # kdsim choice: the linker defaults
 
 
-def spawn(system, image: str, parent=None) -> Process:
+DEFAULT_DLLS = ("ntdll.dll", "kernel32.dll", "KernelBase.dll")
+
+
+def spawn(system, image: str, parent=None, dlls=()) -> Process:
     """Create a process: its address space, EPROCESS, working set, the shared-data page
-    mapping, PEB and TEB, the main thread's stack and the default heap."""
+    mapping, image views of the executable and its DLLs (ntdll, kernel32 and KernelBase
+    always), PEB and TEB, the main thread's stack and the default heap."""
     from . import protect as pr
     from .addrspace import create_address_space
     from .wsl import WorkingSet
@@ -187,7 +191,19 @@ def spawn(system, image: str, parent=None) -> Process:
                 protect=pr.PAGE_READWRITE)
 
     ts, ptr = system.ts, system.ptr
-    image_base = IMAGE_BASE[ptr]
+    exe = system.image_section(image)
+    image_base = exe.map_view(proc)
+    names = list(DEFAULT_DLLS) + [d for d in dlls if d.lower() not in
+                                  {n.lower() for n in DEFAULT_DLLS}]
+    for name in names:
+        system.image_section(name).map_view(proc)
+    # The loader reads the headers of the image and of ntdll, and runs ntdll's first code.
+    from .fault import access
+    ntdll = system.image_section("ntdll.dll")
+    for va in (image_base, ntdll.base, ntdll.base + PAGE):
+        status, _ = access(system, proc, va, 1)
+        if status:
+            raise RuntimeError(f"loading {image}: {status:#x} at {va:#x}")
     peb_values = {"ImageBaseAddress": image_base, "ProcessHeap": heap.base,
                   "NumberOfProcessors": 2, "OSMajorVersion": system.profile.version.major,
                   "OSMinorVersion": system.profile.version.minor,
@@ -220,6 +236,8 @@ def terminate(system, proc: Process) -> None:
     ts = system.ts
     if system.machine.paging.cr3 == proc.cr3:
         system.machine.cr3 = system.kernel_tables.top
+    for base, (section, _) in list(proc.views.items()):
+        section.unmap_view(proc, base)
     for node in list(proc.vads.nodes_in_order()):
         vad = system.vm.vad_at(proc, ts.field("_MMVAD_SHORT", "StartingVpn").read(
             system.kmem, node) * PAGE)

@@ -211,6 +211,8 @@ class NtSystem:
         self.next_pid = 0x100
         self.rng = random.Random(self.seed)
         self.committed = 0
+        self.sections = {}
+        self.dll_top = {4: 0x78000000, 8: 0x000007FEFF000000}[self.ptr]   # kdsim choice
         from .pagefile import MAX_SLOTS, PagingFile
         self.paging_files = [PagingFile(self, 0, min(self.ram_pages(), MAX_SLOTS))]
         self.update_counters()
@@ -261,9 +263,9 @@ class NtSystem:
 
     # -- processes and their pages ----------------------------------------------------------
 
-    def spawn(self, image: str, parent=None):
+    def spawn(self, image: str, parent=None, dlls=()):
         from .process import spawn
-        return spawn(self, image, parent)
+        return spawn(self, image, parent, dlls)
 
     def terminate(self, proc) -> None:
         from .process import terminate
@@ -298,6 +300,15 @@ class NtSystem:
         if d.kind != "valid":
             return
         pfn = d.pfn
+        if self.pfn.get(pfn, self.pfn.lay.prototype):
+            # A shared page leaves this working set: the PTE points at the prototype again.
+            proto_va = int(self.pfn.e["pte"][pfn])
+            proc.tables.write(pa, self.codec.prototype(proto_va))
+            self.machine.invlpg(va)
+            proc.ws.remove(va)
+            self.unref_shared(pfn)
+            self.update_counters()
+            return
         prot = protection if protection is not None else \
             self.codec.decode(int(self.pfn.e["orig"][pfn])).protection
         modified = d.dirty or bool(self.pfn.get(pfn, self.pfn.lay.modified))
@@ -310,6 +321,70 @@ class NtSystem:
         if protection is not None:
             self.pfn.e["orig"][pfn] = self.codec.demand_zero(protection)
         self.pfn.insert(MODIFIED if modified else STANDBY, pfn)
+        self.update_counters()
+
+    # -- sections ---------------------------------------------------------------------------
+
+    def image_section(self, name: str):
+        """The image section of ``name`` (one per file, shared by every process mapping it
+        at its base); DLLs get bases downwards from a fixed top, in order of first use."""
+        from .section import Section
+        key = name.lower()
+        sec = self.sections.get(key)
+        if sec is None:
+            sec = Section(self, name, "image")
+            if key.endswith(".dll"):
+                self.dll_top -= -(-sec.pages * PAGE // 0x10000) * 0x10000
+                sec.base = self.dll_top
+            else:
+                sec.base = {4: 0x00400000, 8: 0x000000013F000000}[self.ptr]
+            self.sections[key] = sec
+        return sec
+
+    def section_of_proto(self, proto_va: int):
+        for sec in self.sections.values():
+            if sec.proto <= proto_va < sec.proto + sec.pages * sec.pte_size:
+                return sec, (proto_va - sec.proto) // sec.pte_size
+        raise KeyError(f"{proto_va:#x} is not a prototype PTE")
+
+    def unref_shared(self, pfn: int) -> None:
+        """One process PTE fewer maps a shared page; with the last one gone the page goes
+        to the standby (or modified) list and its prototype PTE into transition."""
+        from .pfn import MODIFIED, STANDBY
+        share = int(self.pfn.e["u2"][pfn]) - 1
+        self.pfn.e["u2"][pfn] = share
+        if share:
+            return
+        proto_va = int(self.pfn.e["pte"][pfn])
+        sec, index = self.section_of_proto(proto_va)
+        value = self.codec.transition(pfn, sec.protection_of(index))
+        self.kmem.write(proto_va, value.to_bytes(sec.pte_size, "little"))
+        modified = bool(self.pfn.get(pfn, self.pfn.lay.modified))
+        self.pfn.insert(MODIFIED if modified else STANDBY, pfn)
+
+    def unmap_page(self, proc, va: int) -> None:
+        """Whatever backs ``va`` in a view leaves the process; its PTE becomes zero."""
+        from .pagefile import release_backing
+        from .pfn import FREE
+        pa = proc.tables.leaf(va)
+        if pa is None:
+            return
+        d = self.codec.decode(proc.tables.read(pa))
+        if d.kind == "valid":
+            if self.pfn.get(d.pfn, self.pfn.lay.prototype):
+                proc.ws.remove(va)
+                self.unref_shared(d.pfn)
+            else:
+                self.release_private_page(proc, va, d.pfn)
+        elif d.kind == "transition":            # a private copy, trimmed
+            release_backing(self, int(self.pfn.e["orig"][d.pfn]))
+            self.pfn.unlink(d.pfn)
+            self.pfn.e["orig"][d.pfn] = 0
+            self.pfn.insert(FREE, d.pfn)
+        elif d.kind == "pagefile":
+            release_backing(self, proc.tables.read(pa))
+        proc.tables.write(pa, 0)
+        self.machine.invlpg(va)
         self.update_counters()
 
     def write_modified(self, limit: int | None = None) -> int:

@@ -53,6 +53,8 @@ class VadInfo:
         self.mem_commit = flags("MemCommit")
         self.private = flags("PrivateMemory")
         self.commit_charge = flags("CommitCharge")
+        self.first_proto = 0 if self.private else \
+            ts.field("_MMVAD", "FirstPrototypePte").read(k, node)
 
 
 class VirtualMemory:
@@ -237,6 +239,8 @@ class VirtualMemory:
         vad = self.vad_at(proc, start)
         if vad is None or end > vad.end:
             return VmResult(pr.STATUS_CONFLICTING_ADDRESSES)
+        if not vad.private:
+            return VmResult(pr.STATUS_NOT_SUPPORTED)     # kdsim: views keep their protection
         codec, tables, s = self.codec, proc.tables, self.s
         old = None
         for va in range(start, end, PAGE):

@@ -11,6 +11,7 @@ import kdsim
 from kdsim.nt import protect as pr
 from kdsim.nt.fault import access
 from kdsim.nt.invariants import check
+from kdsim.nt.section import file_page
 
 PAGE = 0x1000
 PROTECTS = {"rw": pr.PAGE_READWRITE, "ro": pr.PAGE_READONLY, "na": pr.PAGE_NOACCESS,
@@ -35,6 +36,7 @@ class MemoryMachine(RuleBasedStateMachine):
         self.m = kdsim.boot(self.target, ram="256m", scenario="none")
         self.nt = self.m.nt
         self.procs = []          # [(Process, {region base: [Page, ...]})]
+        self.ntdll = {}          # pid -> what that process sees in ntdll's .data
         self._spawn()
 
     def _spawn(self):
@@ -156,6 +158,19 @@ class MemoryMachine(RuleBasedStateMachine):
     @rule(count=st.integers(1, 16))
     def zero_page_thread(self, count):
         self.nt.zero_pages(count)
+
+    @rule(data=st.data(), write=st.booleans(), value=st.binary(min_size=1, max_size=4))
+    def use_ntdll_data(self, data, write, value):
+        """ntdll's .data is copy-on-write: a writer sees its own bytes, others the file's."""
+        proc, _ = data.draw(st.sampled_from(self.procs))
+        nd = self.nt.image_section("ntdll.dll")
+        va = nd.base + (nd.pages - 1) * PAGE
+        mine = self.ntdll.setdefault(proc.pid, bytearray(file_page("ntdll.dll", nd.pages - 1)))
+        if write:
+            assert access(self.nt, proc, va, value, "w")[0] == 0
+            mine[:len(value)] = value
+        else:
+            assert access(self.nt, proc, va, 8) == (0, bytes(mine[:8]))
 
     @staticmethod
     def _expect(pg: Page, write: bool) -> int:

@@ -1,0 +1,160 @@
+"""Sections: control areas, segments, subsections and prototype PTEs; views mapped into
+processes (nt-structures.md §9).
+
+A section is a ``_CONTROL_AREA`` in nonpaged pool with its ``_SUBSECTION``s right after
+it, and a ``_SEGMENT`` in paged pool whose ``ThePtes`` are the prototype PTEs, one per
+page.  An image or data-file section starts with subsection PTEs (the page is in the
+file); a pagefile-backed section with demand-zero ones.  A view is an ``_MMVAD`` whose
+FirstPrototypePte..LastContiguousPte name the slice of prototype PTEs it maps; the
+process's PTEs stay zero until a fault resolves them through the prototype PTE.  A page
+shared by several processes has one PFN entry whose PteAddress is the prototype PTE
+(u4.PrototypePte = 1) and whose ShareCount counts the process PTEs mapping it.
+
+The files themselves live outside guest RAM (as on disk): kdsim generates their
+contents deterministically from the file name, an MZ/PE header first.
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+
+from . import protect as pr
+
+PAGE = 0x1000
+IMAGE_SECTOR = 0x200          # image subsections count 512-byte sectors (VOL3 sector_size)
+MM_EXECUTE_WRITECOPY = 7
+VAD_IMAGE_MAP = 2             # _MI_VAD_TYPE VadImageMap
+
+
+def image_layout(name: str) -> list[tuple[str, int, int]]:
+    """(section name, pages, MM protection) of kdsim's stand-in for a PE image: the
+    headers, code, read-only data and writable (copy-on-write) data.  Sizes come from the
+    name, so every run gives the same image."""
+    h = hashlib.sha256(name.lower().encode()).digest()
+    return [("headers", 1, pr.MM_READONLY), (".text", 4 + h[0] % 12, pr.MM_EXECUTE_READ),
+            (".rdata", 1 + h[1] % 4, pr.MM_READONLY), (".data", 1 + h[2] % 3, pr.MM_WRITECOPY)]
+
+
+def file_page(name: str, index: int) -> bytes:
+    """Page ``index`` of the file ``name`` as the disk holds it."""
+    if index == 0:
+        head = b"MZ" + bytes(0x3A) + struct.pack("<I", 0x80)
+        head = head.ljust(0x80, b"\0") + b"PE\0\0" + name.encode()[:64]
+        return head.ljust(PAGE, b"\0")
+    seed = hashlib.sha256(f"{name.lower()}:{index}".encode()).digest()
+    return (seed * (PAGE // len(seed)))[:PAGE]
+
+
+class Section:
+    def __init__(self, system, name: str, kind: str, pages: int | None = None,
+                 protection: int = pr.MM_READWRITE, base: int = 0):
+        self.s, self.name, self.kind, self.base = system, name, kind, base
+        ts, k = system.ts, system.kmem
+        if kind == "image":
+            self.layout = image_layout(name)
+        else:
+            self.layout = [("data", pages, protection)]
+        self.pages = sum(n for _, n, _ in self.layout)
+        sub_size = ts.sizeof("_SUBSECTION")
+        self.ca = system.nonpaged_pool.alloc(ts.sizeof("_CONTROL_AREA") +
+                                             sub_size * len(self.layout), "MmCa")
+        ptes_off = ts.offset_of("_SEGMENT", "ThePtes")
+        self.pte_size = system.profile.pte_size
+        self.segment = system.paged_pool.alloc(ptes_off + self.pages * self.pte_size, "MmSt")
+        self.proto = self.segment + ptes_off
+        flags = {"image": "u.Flags.Image", "file": "u.Flags.File", "pagefile": "u.Flags.Commit"}
+        k.write(self.ca, ts.pack("_CONTROL_AREA", {"Segment": self.segment,
+                                                   "NumberOfSectionReferences": 1,
+                                                   flags[kind]: 1}))
+        seg = {"ControlArea": self.ca, "TotalNumberOfPtes": self.pages,
+               "SizeOfSegment": self.pages * PAGE, "PrototypePte": self.proto}
+        if kind == "pagefile":
+            seg["NumberOfCommittedPages"] = self.pages
+        k.write(self.segment, ts.pack("_SEGMENT", seg)[:ptes_off])
+        self.subsections = []
+        first = 0
+        sector = IMAGE_SECTOR if kind == "image" else PAGE
+        for i, (_, n, prot) in enumerate(self.layout):
+            va = self.ca + ts.sizeof("_CONTROL_AREA") + i * sub_size
+            nxt = va + sub_size if i + 1 < len(self.layout) else 0
+            k.write(va, ts.pack("_SUBSECTION", {
+                "ControlArea": self.ca, "SubsectionBase": self.proto + first * self.pte_size,
+                "NextSubsection": nxt, "PtesInSubsection": n,
+                "u.SubsectionFlags.Protection": prot,
+                "StartingSector": first * PAGE // sector,
+                "NumberOfFullSectors": n * PAGE // sector}))
+            self.subsections.append((va, first, n, prot))
+            first += n
+        codec = system.codec
+        raw = bytearray()
+        for va, first, n, prot in self.subsections:
+            value = codec.demand_zero(prot) if kind == "pagefile" else \
+                codec.subsection(va, prot)
+            raw += b"".join(value.to_bytes(self.pte_size, "little") for _ in range(n))
+        k.write(self.proto, bytes(raw))
+        self.views = 0
+
+    def protection_of(self, index: int) -> int:
+        for _, first, n, prot in self.subsections:
+            if first <= index < first + n:
+                return prot
+        raise IndexError(index)
+
+    def proto_va(self, index: int) -> int:
+        return self.proto + index * self.pte_size
+
+    def contents(self, index: int) -> bytes:
+        return file_page(self.name, index)
+
+    def _count_view(self, delta: int) -> None:
+        ts, k = self.s.ts, self.s.kmem
+        self.views += delta
+        for path in ("NumberOfMappedViews", "NumberOfUserReferences"):
+            ts.field("_CONTROL_AREA", path).write(k, self.ca, self.views)
+
+    def map_view(self, proc, base: int = 0, protection: int | None = None) -> int:
+        """MiMapViewOfSection: a VAD over the whole section; returns the view's base."""
+        s, ts = self.s, self.s.ts
+        a = s.profile.address_space
+        size = self.pages * PAGE
+        start = base or self.base
+        if start and proc.vads.find_first_overlap(start // PAGE,
+                                                  (start + size) // PAGE - 1) is not None:
+            start = 0
+        if not start:
+            found = proc.vads.first_free_range(self.pages, a.lowest_user_address // PAGE,
+                                               a.highest_vad_address // PAGE, top_down=True,
+                                               alignment_vpns=16)
+            if found is None:
+                raise MemoryError("no room for the view")
+            start = found * PAGE
+        prot = protection if protection is not None else (
+            MM_EXECUTE_WRITECOPY if self.kind == "image" else pr.MM_READWRITE)
+        node = s.nonpaged_pool.alloc(ts.sizeof("_MMVAD"), "Vad ")
+        values = {"StartingVpn": start // PAGE, "EndingVpn": (start + size) // PAGE - 1,
+                  "u.VadFlags.VadType": VAD_IMAGE_MAP if self.kind == "image" else 0,
+                  "u.VadFlags.Protection": prot, "u.VadFlags.PrivateMemory": 0,
+                  "FirstPrototypePte": self.proto,
+                  "LastContiguousPte": self.proto_va(self.pages - 1)}
+        if ts.has_field("_MMVAD", "Subsection"):
+            values["Subsection"] = self.subsections[0][0]
+        else:                                        # the WRK's _MMVAD names the control area
+            values["ControlArea"] = self.ca
+        if ts.has_field("_MMVAD", "VadsProcess"):
+            values["VadsProcess"] = proc.ep
+        s.kmem.write(node, ts.pack("_MMVAD", values))
+        proc.vads.insert(node)
+        s.vm._account_vsize(proc, size)
+        proc.views[start] = (self, node)
+        self._count_view(1)
+        return start
+
+    def unmap_view(self, proc, start: int) -> None:
+        s = self.s
+        _, node = proc.views.pop(start)
+        for i in range(self.pages):
+            s.unmap_page(proc, start + i * PAGE)
+        proc.vads.remove(node)
+        s.nonpaged_pool.free(node)
+        s.vm._account_vsize(proc, -self.pages * PAGE)
+        self._count_view(-1)

@@ -1,0 +1,91 @@
+"""Image sections: one prototype-PTE array per file, views in every process, shared pages
+with one PFN and a share count, copy-on-write -- checked in guest memory."""
+import pytest
+
+import kdsim
+from kdsim.nt.fault import access
+from kdsim.nt.guest import KernelMemory
+from kdsim.nt.invariants import check
+from kdsim.nt.pfn import ACTIVE, STANDBY
+from kdsim.nt.section import VAD_IMAGE_MAP, file_page
+
+TARGETS = ["win7-x64", "win7-x86pae", "win7-x86", "wrk-x86"]
+
+
+@pytest.fixture(params=TARGETS)
+def two(request):
+    m = kdsim.boot(request.param, ram="256m", scenario="none")
+    nt = m.nt
+    return m, nt, nt.spawn("a.exe"), nt.spawn("b.exe", dlls=["user32.dll"])
+
+
+def test_a_dll_page_is_one_pfn_in_two_processes_with_share_count_2(two):
+    m, nt, a, b = two
+    nd = nt.image_section("ntdll.dll")
+    pa, pb = (m.core.translate(nd.base, cr3=p.cr3).pa for p in (a, b))
+    assert pa == pb
+    pfn = pa >> 12
+    assert nt.pfn.location(pfn) == ACTIVE and int(nt.pfn.e["u2"][pfn]) == 2
+    assert nt.pfn.get(pfn, nt.pfn.lay.prototype) == 1
+    assert int(nt.pfn.e["pte"][pfn]) == nd.proto                 # the prototype PTE
+    proto = int.from_bytes(KernelMemory(m.core).read(nd.proto, nt.profile.pte_size), "little")
+    assert nt.codec.decode(proto).pfn == pfn
+    assert m.core.read_physical(pa, 2) == b"MZ"
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_the_view_is_an_image_vad_naming_the_prototype_ptes(two):
+    m, nt, a, b = two
+    nd = nt.image_section("ntdll.dll")
+    vad = nt.vm.vad_at(a, nd.base)
+    assert (vad.start, vad.end, vad.private, vad.first_proto) == \
+        (nd.base, nd.base + nd.pages * 0x1000, 0, nd.proto)
+    node = vad.node
+    assert nt.ts.field("_MMVAD", "u.VadFlags.VadType").read(nt.kmem, node) == VAD_IMAGE_MAP
+    assert nt.vm.vad_at(a, nt.image_section("user32.dll").base) is None   # only b has it
+    assert nt.vm.vad_at(b, nt.image_section("user32.dll").base) is not None
+
+
+def test_copy_on_write_gives_the_writer_a_private_copy(two):
+    m, nt, a, b = two
+    nd = nt.image_section("ntdll.dll")
+    data = nd.base + (nd.pages - 1) * 0x1000                     # .data, write-copy
+    original = file_page("ntdll.dll", nd.pages - 1)[:4]
+    assert access(nt, a, data, 4) == (0, original)
+    assert access(nt, b, data, 4) == (0, original)
+    shared = m.core.translate(data, cr3=a.cr3).pa
+    assert access(nt, a, data, b"mine", "w")[0] == 0
+    mine = m.core.translate(data, cr3=a.cr3).pa
+    assert mine != shared and m.core.translate(data, cr3=b.cr3).pa == shared
+    assert access(nt, a, data, 4) == (0, b"mine") and access(nt, b, data, 4) == (0, original)
+    assert int(nt.pfn.e["u2"][shared >> 12]) == 1
+    assert nt.pfn.get(mine >> 12, nt.pfn.lay.prototype) == 0
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_a_shared_page_trimmed_from_both_goes_to_standby_and_comes_back(two):
+    m, nt, a, b = two
+    nd = nt.image_section("ntdll.dll")
+    pfn = m.core.translate(nd.base, cr3=a.cr3).pa >> 12
+    nt.trim_page(a, nd.base)
+    assert nt.codec.decode(a.tables.get(nd.base)).kind == "prototype"
+    assert int(nt.pfn.e["u2"][pfn]) == 1 and nt.pfn.location(pfn) == ACTIVE
+    nt.trim_page(b, nd.base)
+    assert nt.pfn.location(pfn) == STANDBY
+    assert check(m.core, nt.profile, nt.symbols) == []
+    assert access(nt, a, nd.base, 2) == (0, b"MZ")
+    assert m.core.translate(nd.base, cr3=a.cr3).pa >> 12 == pfn          # a soft fault
+    nt.trim_page(a, nd.base)
+    nt.repurpose(nt.pfn.total(STANDBY))
+    assert access(nt, b, nd.base, 2) == (0, b"MZ")                       # read from the file
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_terminating_both_leaves_the_section_pages_on_standby(two):
+    m, nt, a, b = two
+    nd = nt.image_section("ntdll.dll")
+    pfn = m.core.translate(nd.base, cr3=a.cr3).pa >> 12
+    nt.terminate(a)
+    nt.terminate(b)
+    assert nt.pfn.location(pfn) == STANDBY
+    assert check(m.core, nt.profile, nt.symbols) == []
