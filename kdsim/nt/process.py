@@ -190,7 +190,7 @@ def spawn(system, image: str, parent=None, dlls=()) -> Process:
     vm.allocate(proc, HEAP_COMMIT_PAGES * PAGE, heap.base, reserve=False,
                 protect=pr.PAGE_READWRITE)
 
-    ts, ptr = system.ts, system.ptr
+    ts = system.ts
     exe = system.image_section(image)
     image_base = exe.map_view(proc)
     names = list(DEFAULT_DLLS) + [d for d in dlls if d.lower() not in

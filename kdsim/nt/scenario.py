@@ -4,7 +4,7 @@ A scenario is a TOML file (``kdsim/nt/scenarios/<name>.toml``, or any path) with
 optional ``targets = [...]`` restriction and a list of ``[[step]]`` tables, each naming
 an ``op`` and its arguments:
 
-    spawn      image, parent (a name), as (a name for later steps)
+    spawn      image, parent (a name), dlls (list), as (a name for later steps)
     alloc      process, size, address, commit (true), protect ("PAGE_READWRITE"),
                top_down (false), as
     commit     process, address, size, protect
@@ -19,7 +19,8 @@ an ``op`` and its arguments:
     pressure   pages              repurpose the oldest standby pages
     zero       pages (all)        the zero page thread
 
-Addresses are integers or ``"name"`` / ``"name+0x2000"`` (a named allocation's base).
+Addresses are integers or ``"name"`` / ``"name+0x2000"``: a named allocation's base, or
+``"kernel32.dll"`` for an image's base.
 A step that fails stops the boot with the step and the NTSTATUS.
 """
 from __future__ import annotations
@@ -78,13 +79,17 @@ def run(system, name_or_path: str) -> dict:
     return {"processes": procs, "names": env}
 
 
-def _addr(env, value) -> int:
+def _addr(env, value, system=None) -> int:
     if isinstance(value, int):
         return value
     m = _REF.match(str(value))
-    if not m or m.group(1) not in env:
+    if m and system is not None and m.group(1).lower() in system.sections:
+        base = system.sections[m.group(1).lower()].base
+    elif m and m.group(1) in env:
+        base = env[m.group(1)]
+    else:
         raise ScenarioError(f"unknown address {value!r}")
-    return env[m.group(1)] + (int(m.group(2), 0) if m.group(2) else 0)
+    return base + (int(m.group(2), 0) if m.group(2) else 0)
 
 
 def _protect(value) -> int:
@@ -113,7 +118,7 @@ def _step(system, step: dict, env: dict, procs: dict) -> None:
             raise ScenarioError(f"unknown process {step['process']!r}")
     if op == "spawn":
         parent = procs.get(step.get("parent", ""))
-        p = system.spawn(step["image"], parent)
+        p = system.spawn(step["image"], parent, step.get("dlls", ()))
         procs[step.get("as", step["image"])] = p
     elif op == "alloc":
         r = system.vm.allocate(proc, step["size"], _addr(env, step.get("address", 0)),
@@ -131,9 +136,9 @@ def _step(system, step: dict, env: dict, procs: dict) -> None:
     elif op == "write":
         data = step["data"].encode() if "data" in step else \
             bytes([step.get("fill", 0)]) * step.get("size", PAGE)
-        _check(access(system, proc, _addr(env, step["address"]), data, "w")[0])
+        _check(access(system, proc, _addr(env, step["address"], system), data, "w")[0])
     elif op == "touch":
-        va, size = _addr(env, step["address"]), step.get("size", PAGE)
+        va, size = _addr(env, step["address"], system), step.get("size", PAGE)
         kind = step.get("access", "r")
         for page in range(va & ~(PAGE - 1), va + size, PAGE):
             data = b"\0" if kind == "w" else 1
@@ -149,7 +154,7 @@ def _step(system, step: dict, env: dict, procs: dict) -> None:
     elif op == "release":
         _check(system.vm.free(proc, _addr(env, step["address"])).status)
     elif op == "trim":
-        va = _addr(env, step["address"])
+        va = _addr(env, step["address"], system)
         for i in range(step.get("pages", 1)):
             system.trim_page(proc, va + i * PAGE)
     elif op == "writeout":
