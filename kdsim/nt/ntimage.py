@@ -73,5 +73,8 @@ VARIABLES = (
 LIST_HEADS = ("MmZeroedPageListHead", "MmFreePageListHead", "MmStandbyPageListHead",
               "MmModifiedPageListHead", "MmModifiedNoWritePageListHead", "MmBadPageListHead")
 
-# Loaded modules besides nt (name, image size by pointer size); hal follows nt.
+# Loaded modules (file name, debugger name, image size by pointer size); hal follows nt.
 MODULES = (("ntoskrnl.exe", "nt", NT_IMAGE_SIZE), ("hal.dll", "hal", HAL_IMAGE_SIZE))
+# Link timestamps written in their loader entries (kdsim choices, fixed for every run).
+TIMESTAMPS = {"nt": 0x4CE7951A, "hal": 0x4CE7C669}
+ENTRY_RVA = {"nt": 0x1B0000, "hal": 0x1000}      # kdsim choices

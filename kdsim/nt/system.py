@@ -131,6 +131,7 @@ class NtSystem:
         self.write_physical_memory_block()
         self.write_kdbg()
         self.write_shared_user_data()
+        self.write_loaded_modules()
 
     def write_physical_memory_block(self) -> None:
         ts = self.ts
@@ -143,6 +144,30 @@ class NtSystem:
             self.write_struct("_PHYSICAL_MEMORY_RUN", body + run0 + i * run_size,
                               {"BasePage": start // PAGE, "PageCount": length // PAGE})
         self.set_var("MmPhysicalMemoryBlock", body)
+
+    def write_loaded_modules(self) -> None:
+        """nt and hal on PsLoadedModuleList, each with its image headers in memory."""
+        from .section import file_page
+        ts = self.ts
+        head = self.symbols["PsLoadedModuleList"]
+        for name, short, base, size in self.modules:
+            self.kmem.write(base, file_page(name, 0)[:0x400])
+            full = f"\\SystemRoot\\system32\\{name}".encode("utf-16-le")
+            short_name = name.encode("utf-16-le")
+            strings = self.nonpaged_pool.alloc(len(full) + len(short_name) + 4, "MmLd")
+            self.kmem.write(strings, full + b"\0\0" + short_name + b"\0\0")
+            entry = self.nonpaged_pool.alloc(ts.sizeof("_LDR_DATA_TABLE_ENTRY"), "MmLd")
+            values = {"DllBase": base, "EntryPoint": base + ntimage.ENTRY_RVA[short],
+                      "SizeOfImage": size, "FullDllName.Length": len(full),
+                      "FullDllName.MaximumLength": len(full) + 2,
+                      "FullDllName.Buffer": strings, "BaseDllName.Length": len(short_name),
+                      "BaseDllName.MaximumLength": len(short_name) + 2,
+                      "BaseDllName.Buffer": strings + len(full) + 2, "LoadCount": 1,
+                      "TimeDateStamp": ntimage.TIMESTAMPS[short]}
+            self.write_struct("_LDR_DATA_TABLE_ENTRY", entry, values)
+            for links in ("InMemoryOrderLinks", "InInitializationOrderLinks", "HashLinks"):
+                self.init_list_head(entry + ts.offset_of("_LDR_DATA_TABLE_ENTRY", links))
+            self.insert_tail_list(head, entry)
 
     def write_kdbg(self) -> None:
         s, va = self.symbols, self.symbols["KdDebuggerDataBlock"]

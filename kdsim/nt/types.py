@@ -50,6 +50,10 @@ class _Layout:
             name: parse_struct(name, t) for name, t in doc["types"].items()}
         for name, t in doc["supplementary_types"].items():
             self.structs[name] = parse_struct(name, t, t.get("module", "wdbgexts"))
+        if "_LDR_DATA_TABLE_ENTRY" not in self.structs:     # not in the PDB dumps
+            from .profiles.ldr import layout as ldr_layout
+            self.structs["_LDR_DATA_TABLE_ENTRY"] = parse_struct(
+                "_LDR_DATA_TABLE_ENTRY", ldr_layout(self.pointer_size))
         self.enums: dict[str, EnumType] = {
             name: parse_enum(name, e) for name, e in doc["enums"].items()}
         self.notes: dict[str, dict] = doc.get("notes", {})

@@ -176,3 +176,19 @@ def test_checker_catches_an_unmapped_active_page(fresh):
     pfn = nt.pfn.pop(ZEROED)
     nt.pfn.make_active(pfn, 0xC0001000, 0, 0)
     assert any("no valid PTE maps it" in p for p in check(fresh.core, nt.profile, nt.symbols))
+
+
+def test_psloadedmodulelist_has_nt_and_hal_with_their_headers(booted):
+    nt, ts = booted.nt, booted.nt.ts
+    k = KernelMemory(booted.core)
+    head = nt.symbols["PsLoadedModuleList"]
+    names, cur = [], read_ptr(booted, head)
+    while cur != head:
+        v = ts.view(k, "_LDR_DATA_TABLE_ENTRY", cur)
+        name = k.read(int(v.BaseDllName.Buffer), int(v.BaseDllName.Length)).decode("utf-16-le")
+        names.append((name, int(v.DllBase), int(v.SizeOfImage)))
+        assert k.read(int(v.DllBase), 2) == b"MZ"
+        cur = read_ptr(booted, cur)
+    base = nt.profile.address_space.kernel_base
+    assert [n for n, _, _ in names] == ["ntoskrnl.exe", "hal.dll"]
+    assert names[0][1] == base and names[1][1] == base + names[0][2]

@@ -1,0 +1,34 @@
+"""``_LDR_DATA_TABLE_ENTRY``: the entries on PsLoadedModuleList (and a PEB's loader lists).
+
+The reference's layouts come from the memory-manager PDB dumps and do not include it, so
+kdsim states it here, in the same form as the generated layouts (the *.types.json
+schema), from the structure's public definition for Windows XP through 7 (winternl.h's
+leading fields; offsets for 32- and 64-bit).  Only the fields up to TimeDateStamp, which
+every debugger reads, are listed; the type's size covers them.
+"""
+from __future__ import annotations
+
+
+def _base(name: str, size: int) -> dict:
+    return {"kind": "base", "name": name, "size": size}
+
+
+def layout(pointer_size: int) -> dict:
+    p = pointer_size
+    ptr = {"kind": "pointer", "size": p, "to": {"kind": "void"}}
+    ulong, ushort = _base("unsigned long", 4), _base("unsigned short", 2)
+    lst = {"kind": "struct", "name": "_LIST_ENTRY"}
+    ustr = {"kind": "struct", "name": "_UNICODE_STRING"}
+    us = 8 if p == 4 else 16                       # sizeof(UNICODE_STRING)
+    fields = [("InLoadOrderLinks", 0, lst), ("InMemoryOrderLinks", 2 * p, lst),
+              ("InInitializationOrderLinks", 4 * p, lst), ("DllBase", 6 * p, ptr),
+              ("EntryPoint", 7 * p, ptr), ("SizeOfImage", 8 * p, ulong),
+              ("FullDllName", 9 * p, ustr), ("BaseDllName", 9 * p + us, ustr),
+              ("Flags", 9 * p + 2 * us, ulong), ("LoadCount", 9 * p + 2 * us + 4, ushort),
+              ("TlsIndex", 9 * p + 2 * us + 6, ushort),
+              ("HashLinks", 9 * p + 2 * us + 8, lst),
+              ("TimeDateStamp", 9 * p + 2 * us + 8 + 2 * p, ulong)]
+    size = fields[-1][1] + 4
+    size = -(-size // p) * p
+    return {"kind": "struct", "size": size,
+            "fields": [{"name": n, "offset": o, "type": t} for n, o, t in fields]}
