@@ -20,6 +20,25 @@ PAGE = 0x1000
 MAX_PROBLEMS = 50
 
 
+class _SpaceReader:
+    """Reads virtual memory as one address space's tables map it (a debugger's
+    ``.process /p``): probes under that CR3, no CR3 load."""
+
+    def __init__(self, machine, cr3: int):
+        self.m, self.cr3 = machine, cr3
+
+    def read(self, va: int, n: int) -> bytes:
+        out = bytearray()
+        while n:
+            chunk = min(n, PAGE - (va & (PAGE - 1)))
+            t = self.m.translate(va, cr3=self.cr3)
+            if not t.ok:
+                raise ValueError(f"{va:#x} is not mapped in the address space {self.cr3:#x}")
+            out += self.m.read_physical(t.pa, chunk)
+            va, n = va + chunk, n - chunk
+        return bytes(out)
+
+
 class _Reader:
     def __init__(self, machine, ptr: int):
         self.m = machine
@@ -147,6 +166,7 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
     refs: Counter = Counter()          # valid leaf PTEs naming each page
     table_pages: set[int] = set()
     page_tables: list[tuple[int, int]] = []   # user page tables: (frame, first VA)
+    user_leaves: Counter = Counter()          # valid user-half PTEs of each process
     system_tables = Tables(machine, mode, f_dtb.read(r, system_ep), None, None)
     top_depth, _ = top_level_span(profile)
     last = len(system_tables.levels) - 1
@@ -175,6 +195,8 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
                     expect(f, pte_va, epa >> 12, what)
             elif depth == last:
                 refs[frame] += 1
+                if va < profile.address_space.system_range_start:
+                    user_leaves[ep] += 1
                 if refs[frame] == 1 or int(e["pte"][frame]) == pte_va:
                     expect_shared(frame, pte_va, epa >> 12, what)
             else:
@@ -195,7 +217,10 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
 
     walk_space(system_tables, system_ep, False)
     for ep in processes[1:]:
-        walk_space(Tables(machine, mode, f_dtb.read(r, ep), None, None), ep, True)
+        tables = Tables(machine, mode, f_dtb.read(r, ep), None, None)
+        walk_space(tables, ep, True)
+        check_process(ts, r, _SpaceReader(machine, tables.top), ep, profile,
+                      user_leaves[ep], bad)
     for frame, n in refs.items():
         if frame <= highest and in_ram[frame] and int(loc[frame]) == ACTIVE and \
                 frame not in table_pages and int(e["u2"][frame]) != n:
@@ -301,3 +326,36 @@ def check_back_links(machine, profile, r, e, loc, lay, highest, bad) -> None:
         d = codec.decode(value, in_prototype_array=bool(proto_bits[pfn]))
         if d.kind != "transition" or d.pfn != pfn:
             bad(f"PFN {pfn:#x} is on a list but its PTE ({pa:#x}) is {d.kind} {value:#x}")
+
+
+def check_process(ts, r, space, ep: int, profile, valid_ptes: int, bad) -> None:
+    """One process's VAD tree is a valid AVL tree of non-overlapping ranges, its commit
+    charge is what its private VADs say, and its working set holds exactly its
+    ``valid_ptes`` valid user PTEs."""
+    from .avl import AvlTable
+    table = ep + ts.offset_of("_EPROCESS", "VadRoot")
+    vads = AvlTable(ts, r, table)
+    for problem in vads.check():
+        bad(f"process {ep:#x} VAD tree: {problem}")
+    charge = 0
+    f_private = ts.field("_MMVAD_SHORT", "u.VadFlags.PrivateMemory")
+    f_charge = ts.field("_MMVAD_SHORT", "u.VadFlags.CommitCharge")
+    for node in vads.nodes_in_order():
+        if f_private.read(r, node):
+            charge += f_charge.read(r, node)
+    got = ts.field("_EPROCESS", "CommitCharge").read(r, ep)
+    if got != charge:
+        bad(f"process {ep:#x}: CommitCharge {got:#x}, its private VADs charge {charge:#x}")
+    ws = ts.field("_EPROCESS", "Vm.WorkingSetSize").read(r, ep)
+    wsl = profile.address_space.working_set_list
+    hdr = ts.sizeof("_MMWSL")
+    esize = ts.sizeof("_MMWSLE")
+    first = wsl + -(-hdr // esize) * esize
+    last = ts.field("_MMWSL", "LastEntry").read(space, wsl)
+    raw = np.frombuffer(space.read(first, (last + 1) * esize),
+                        dtype=np.uint64 if esize == 8 else np.uint32)
+    entries = int(((raw & 1) == 1).sum())
+    if entries != ws:
+        bad(f"process {ep:#x}: WorkingSetSize {ws} but {entries} valid working-set entries")
+    if entries != valid_ptes:
+        bad(f"process {ep:#x}: {entries} working-set entries for {valid_ptes} valid user PTEs")

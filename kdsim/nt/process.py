@@ -170,7 +170,8 @@ def spawn(system, image: str, parent=None, dlls=()) -> Process:
 
     # KUSER_SHARED_DATA's user view: a read-only VAD and a valid PTE on the shared page.
     user_shared = a.shared_user_data_user_va
-    vm._new_vad(proc, user_shared, user_shared + 0x10000, pr.MM_READONLY, True)
+    node = vm._new_vad(proc, user_shared, user_shared + 0x10000, pr.MM_READONLY, True)
+    vm._set_vad_flag(node, "CommitCharge", 0)     # the kernel's page: nothing to charge
     shared_pfn = system.shared_data_pa // PAGE
     proc.tables.set(user_shared, codec.valid(shared_pfn, pr.MM_READONLY, owner=True))
     system.pfn.e["u2"][shared_pfn] += 1

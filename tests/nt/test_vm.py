@@ -185,3 +185,18 @@ def test_zero_page_thread_moves_free_pages_to_the_zeroed_list(sysp):
     assert nt.zero_pages() == free and nt.pfn.total(1) == 0
     assert m.core.read_physical(first * 0x1000, 0x1000) == bytes(0x1000)
     assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_checker_catches_a_wrong_commit_charge_a_working_set_and_a_vad_tree(sysp):
+    m, nt, p = sysp
+    assert check(m.core, nt.profile, nt.symbols) == []
+    p.set_field("CommitCharge", p.get_field("CommitCharge") + 1)
+    assert any("CommitCharge" in x for x in check(m.core, nt.profile, nt.symbols))
+    p.set_field("CommitCharge", p.get_field("CommitCharge") - 1)
+    p.set_field("Vm.WorkingSetSize", p.get_field("Vm.WorkingSetSize") + 1)
+    assert any("WorkingSetSize" in x for x in check(m.core, nt.profile, nt.symbols))
+    p.set_field("Vm.WorkingSetSize", p.get_field("Vm.WorkingSetSize") - 1)
+    root = p.vads.root
+    f = nt.ts.field("_MMVAD_SHORT", "EndingVpn")
+    f.write(nt.kmem, root, f.read(nt.kmem, root) + 0x100000)      # overlaps its right side
+    assert any("VAD tree" in x for x in check(m.core, nt.profile, nt.symbols))
