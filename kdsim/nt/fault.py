@@ -131,6 +131,16 @@ class FaultHandler:
             s.machine.write_physical(pfn * PAGE, section.contents(index))
             s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True)
             kind = "prototype (read from the file)"
+        elif pd.kind == "demand_zero":
+            pfn = s.take_page()
+            s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True)
+            kind = "prototype (demand zero)"
+        elif pd.kind == "pagefile":
+            pfn = s.take_page()
+            pf = s.paging_files[pd.page_file_low]
+            s.machine.write_physical(pfn * PAGE, pf.read(pd.page_file_high))
+            s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True)
+            kind = "prototype (read from the paging file)"
         else:
             self.counts["unsupported"] += 1
             return pr.STATUS_IN_PAGE_ERROR

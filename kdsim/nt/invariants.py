@@ -167,6 +167,7 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
     table_pages: set[int] = set()
     page_tables: list[tuple[int, int]] = []   # user page tables: (frame, first VA)
     user_leaves: Counter = Counter()          # valid user-half PTEs of each process
+    proto_ranges: set[tuple[int, int]] = set()  # prototype PTEs that mapped views name
     system_tables = Tables(machine, mode, f_dtb.read(r, system_ep), None, None)
     top_depth, _ = top_level_span(profile)
     last = len(system_tables.levels) - 1
@@ -219,14 +220,14 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
     for ep in processes[1:]:
         tables = Tables(machine, mode, f_dtb.read(r, ep), None, None)
         walk_space(tables, ep, True)
-        check_process(ts, r, _SpaceReader(machine, tables.top), ep, profile,
-                      user_leaves[ep], bad)
+        proto_ranges |= check_process(ts, r, _SpaceReader(machine, tables.top), ep,
+                                      profile, user_leaves[ep], bad)
     for frame, n in refs.items():
         if frame <= highest and in_ram[frame] and int(loc[frame]) == ACTIVE and \
                 frame not in table_pages and int(e["u2"][frame]) != n:
             bad(f"PFN {frame:#x}: ShareCount {int(e['u2'][frame])} but {n} valid PTEs map it")
 
-    check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, bad)
+    check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, proto_ranges, bad)
     check_back_links(machine, profile, r, e, loc, lay, highest, bad)
 
     # -- every RAM page is either mapped (active) or on exactly one list -----------------
@@ -242,7 +243,8 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
     return problems
 
 
-def check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, bad) -> None:
+def check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, proto_ranges,
+                       bad) -> None:
     """Every allocated paging-file slot is named exactly once -- by a paging-file PTE or
     by the OriginalPte of a page in memory -- and every named slot is allocated; the
     file's FreeSpace agrees with its bitmap."""
@@ -276,6 +278,16 @@ def check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, ba
         cand = np.flatnonzero(((ptes & 0xC01) == 0) & ((ptes >> 12) != 0))
         for value in ptes[cand].tolist():
             d = codec.decode(int(value))
+            if d.kind == "pagefile":
+                named[(d.page_file_low, d.page_file_high)] += 1
+    protos = set()
+    for first, last_pte in proto_ranges:
+        for va in range(first, last_pte + pte_size, pte_size):
+            protos.add(va)
+    for va in sorted(protos):
+        value = int.from_bytes(r.read(va, pte_size), "little")
+        if not value & 0xC01 and value >> 12:
+            d = codec.decode(value, in_prototype_array=True)
             if d.kind == "pagefile":
                 named[(d.page_file_low, d.page_file_high)] += 1
     for pfn in np.flatnonzero((loc == STANDBY) | (loc == MODIFIED) | (loc == ACTIVE)).tolist():
@@ -338,11 +350,16 @@ def check_process(ts, r, space, ep: int, profile, valid_ptes: int, bad) -> None:
     for problem in vads.check():
         bad(f"process {ep:#x} VAD tree: {problem}")
     charge = 0
+    protos = set()
     f_private = ts.field("_MMVAD_SHORT", "u.VadFlags.PrivateMemory")
     f_charge = ts.field("_MMVAD_SHORT", "u.VadFlags.CommitCharge")
+    f_first = ts.field("_MMVAD", "FirstPrototypePte")
+    f_last = ts.field("_MMVAD", "LastContiguousPte")
     for node in vads.nodes_in_order():
         if f_private.read(r, node):
             charge += f_charge.read(r, node)
+        else:
+            protos.add((f_first.read(r, node), f_last.read(r, node)))
     got = ts.field("_EPROCESS", "CommitCharge").read(r, ep)
     if got != charge:
         bad(f"process {ep:#x}: CommitCharge {got:#x}, its private VADs charge {charge:#x}")
@@ -359,3 +376,4 @@ def check_process(ts, r, space, ep: int, profile, valid_ptes: int, bad) -> None:
         bad(f"process {ep:#x}: WorkingSetSize {ws} but {entries} valid working-set entries")
     if entries != valid_ptes:
         bad(f"process {ep:#x}: {entries} working-set entries for {valid_ptes} valid user PTEs")
+    return protos

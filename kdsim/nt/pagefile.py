@@ -113,7 +113,17 @@ def write_modified(system, limit: int | None = None) -> int:
     pfn_db, codec, pf = system.pfn, system.codec, system.paging_files[0]
     written = 0
     for pfn in list(pfn_db.walk(MODIFIED, limit)):
-        orig = codec.decode(int(pfn_db.e["orig"][pfn]))
+        orig = codec.decode(int(pfn_db.e["orig"][pfn]),
+                            in_prototype_array=bool(pfn_db.get(pfn, pfn_db.lay.prototype)))
+        if orig.kind == "subsection":
+            # A mapped data file's page goes back to its file, not to the paging file.
+            section, index = system.section_of_proto(int(pfn_db.e["pte"][pfn]))
+            section.written[index] = system.machine.read_physical(pfn * PAGE, PAGE)
+            pfn_db.unlink(pfn)
+            pfn_db.put(pfn, pfn_db.lay.modified, 0)
+            pfn_db.insert(STANDBY, pfn)
+            written += 1
+            continue
         if orig.kind == "pagefile":
             slot = orig.page_file_high
         else:

@@ -15,6 +15,9 @@ an ``op`` and its arguments:
     release    process, address
     trim       process, address, pages (1)
     terminate  process
+    section    name, pages, kind ("pagefile" or "file")   a shared memory section or data file
+    map        process, section, as                      map a view of it
+    unmap      process, address
     writeout   limit (all)        the modified page writer
     pressure   pages              repurpose the oldest standby pages
     zero       pages (all)        the zero page thread
@@ -104,6 +107,13 @@ def _protect(value) -> int:
     return out
 
 
+def _mm_protection(value) -> int:
+    try:
+        return pr.make_protection_mask(_protect(value))
+    except pr.InvalidPageProtection:
+        raise ScenarioError(f"invalid protection {value!r}") from None
+
+
 def _check(status: int) -> None:
     if status:
         raise ScenarioError(f"{pr.status_name(status)} ({status:#010x})")
@@ -157,6 +167,21 @@ def _step(system, step: dict, env: dict, procs: dict) -> None:
         va = _addr(env, step["address"], system)
         for i in range(step.get("pages", 1)):
             system.trim_page(proc, va + i * PAGE)
+    elif op == "section":
+        system.create_section(step["name"], step["pages"], step.get("kind", "pagefile"),
+                              _mm_protection(step.get("protect", "PAGE_READWRITE")))
+    elif op == "map":
+        sec = system.sections.get(step["section"].lower())
+        if sec is None:
+            raise ScenarioError(f"unknown section {step['section']!r}")
+        base = sec.map_view(proc, _addr(env, step.get("address", 0)))
+        if "as" in step:
+            env[step["as"]] = base
+    elif op == "unmap":
+        base = _addr(env, step["address"], system)
+        if base not in proc.views:
+            raise ScenarioError(f"no view at {base:#x}")
+        proc.views[base][0].unmap_view(proc, base)
     elif op == "writeout":
         system.write_modified(step.get("limit"))
     elif op == "pressure":

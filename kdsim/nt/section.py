@@ -35,6 +35,12 @@ def image_layout(name: str) -> list[tuple[str, int, int]]:
             (".rdata", 1 + h[1] % 4, pr.MM_READONLY), (".data", 1 + h[2] % 3, pr.MM_WRITECOPY)]
 
 
+def data_page(name: str, index: int) -> bytes:
+    """Page ``index`` of a data file: lines of text naming the file and the page."""
+    line = f"{name} page {index}\r\n".encode()
+    return (line * (PAGE // len(line) + 1))[:PAGE]
+
+
 def file_page(name: str, index: int) -> bytes:
     """Page ``index`` of the file ``name`` as the disk holds it."""
     if index == 0:
@@ -93,6 +99,7 @@ class Section:
             raw += b"".join(value.to_bytes(self.pte_size, "little") for _ in range(n))
         k.write(self.proto, bytes(raw))
         self.views = 0
+        self.written: dict[int, bytes] = {}      # data-file pages the writer wrote back
 
     def protection_of(self, index: int) -> int:
         for _, first, n, prot in self.subsections:
@@ -104,6 +111,10 @@ class Section:
         return self.proto + index * self.pte_size
 
     def contents(self, index: int) -> bytes:
+        if index in self.written:
+            return self.written[index]
+        if self.kind == "file":
+            return data_page(self.name, index)
         return file_page(self.name, index)
 
     def _count_view(self, delta: int) -> None:
@@ -158,3 +169,28 @@ class Section:
         s.nonpaged_pool.free(node)
         s.vm._account_vsize(proc, -self.pages * PAGE)
         self._count_view(-1)
+        if self.views == 0 and self.kind == "pagefile":
+            self.delete()     # no handle keeps a kdsim pagefile-backed section alive
+
+    def delete(self) -> None:
+        """The section goes: its resident pages to the free list, its paging-file slots
+        back, its control area and segment to the pool."""
+        from .pagefile import release_backing
+        from .pfn import FREE
+        s, codec, k = self.s, self.s.codec, self.s.kmem
+        for i in range(self.pages):
+            va = self.proto_va(i)
+            d = codec.decode(int.from_bytes(k.read(va, self.pte_size), "little"),
+                             in_prototype_array=True)
+            if d.kind == "transition":
+                release_backing(s, int(s.pfn.e["orig"][d.pfn]))
+                s.pfn.unlink(d.pfn)
+                s.pfn.e["orig"][d.pfn] = 0
+                s.pfn.e["pte"][d.pfn] = 0
+                s.pfn.insert(FREE, d.pfn)
+            elif d.kind == "pagefile":
+                release_backing(s, d.value)
+        s.sections.pop(self.name.lower(), None)
+        s.paged_pool.free(self.segment)
+        s.nonpaged_pool.free(self.ca)
+        s.update_counters()

@@ -328,6 +328,8 @@ class NtSystem:
         if self.pfn.get(pfn, self.pfn.lay.prototype):
             # A shared page leaves this working set: the PTE points at the prototype again.
             proto_va = int(self.pfn.e["pte"][pfn])
+            if d.dirty:
+                self.pfn.put(pfn, self.pfn.lay.modified, 1)
             proc.tables.write(pa, self.codec.prototype(proto_va))
             self.machine.invlpg(va)
             proc.ws.remove(va)
@@ -366,6 +368,16 @@ class NtSystem:
             self.sections[key] = sec
         return sec
 
+    def create_section(self, name: str, pages: int, kind: str = "pagefile",
+                       protection: int = 4):
+        """A data section: pagefile-backed (shared memory) or a mapped data file."""
+        from .section import Section
+        if name.lower() in self.sections:
+            raise ValueError(f"a section called {name!r} exists")
+        sec = Section(self, name, kind, pages, protection)
+        self.sections[name.lower()] = sec
+        return sec
+
     def section_of_proto(self, proto_va: int):
         for sec in self.sections.values():
             if sec.proto <= proto_va < sec.proto + sec.pages * sec.pte_size:
@@ -397,6 +409,8 @@ class NtSystem:
         d = self.codec.decode(proc.tables.read(pa))
         if d.kind == "valid":
             if self.pfn.get(d.pfn, self.pfn.lay.prototype):
+                if d.dirty:
+                    self.pfn.put(d.pfn, self.pfn.lay.modified, 1)
                 proc.ws.remove(va)
                 self.unref_shared(d.pfn)
             else:

@@ -89,3 +89,41 @@ def test_terminating_both_leaves_the_section_pages_on_standby(two):
     nt.terminate(b)
     assert nt.pfn.location(pfn) == STANDBY
     assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_pagefile_backed_section_is_shared_memory_that_survives_a_page_out(two):
+    m, nt, a, b = two
+    sec = nt.create_section("SharedMem", 4)
+    va, vb = sec.map_view(a), sec.map_view(b)
+    assert access(nt, a, va + 0x10, b"written by a", "w")[0] == 0
+    assert access(nt, b, vb + 0x10, 12) == (0, b"written by a")
+    assert m.core.translate(va, cr3=a.cr3).pa == m.core.translate(vb, cr3=b.cr3).pa
+    nt.trim_page(a, va)
+    nt.trim_page(b, vb)
+    assert nt.write_modified() >= 1
+    nt.repurpose(nt.pfn.total(STANDBY))
+    proto = nt.codec.decode(int.from_bytes(KernelMemory(m.core).read(sec.proto,
+                                                                     nt.profile.pte_size),
+                                           "little"), in_prototype_array=True)
+    assert proto.kind == "pagefile"
+    assert check(m.core, nt.profile, nt.symbols) == []
+    assert access(nt, b, vb + 0x10, 12) == (0, b"written by a")
+    sec.unmap_view(a, va)
+    sec.unmap_view(b, vb)
+    assert nt.paging_files[0].used == 0 and "sharedmem" not in nt.sections
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_mapped_data_file_pages_are_written_back_to_the_file(two):
+    m, nt, a, b = two
+    f = nt.create_section("notes.txt", 2, kind="file")
+    v = f.map_view(a)
+    assert access(nt, a, v, 16) == (0, b"notes.txt page 0")
+    assert access(nt, a, v, b"NOTES", "w")[0] == 0
+    nt.trim_page(a, v)
+    assert nt.write_modified() == 1
+    assert f.written[0].startswith(b"NOTES.txt page 0")
+    nt.repurpose(nt.pfn.total(STANDBY))
+    w = f.map_view(b)
+    assert access(nt, b, w, 9) == (0, b"NOTES.txt")
+    assert check(m.core, nt.profile, nt.symbols) == []

@@ -37,6 +37,9 @@ class MemoryMachine(RuleBasedStateMachine):
         self.nt = self.m.nt
         self.procs = []          # [(Process, {region base: [Page, ...]})]
         self.ntdll = {}          # pid -> what that process sees in ntdll's .data
+        self.shared = None       # a pagefile-backed section, while some process maps it
+        self.shared_data = bytearray(2 * PAGE)
+        self.views = {}          # pid -> base of its view of the shared section
         self._spawn()
 
     def _spawn(self):
@@ -61,6 +64,42 @@ class MemoryMachine(RuleBasedStateMachine):
         i = data.draw(st.integers(0, len(self.procs) - 1))
         proc, _ = self.procs.pop(i)
         self.nt.terminate(proc)
+        self._view_gone(proc)
+
+    def _view_gone(self, proc):
+        if self.views.pop(proc.pid, None) is not None and not self.views:
+            self.shared = None                 # the last view took the section with it
+            self.shared_data = bytearray(2 * PAGE)
+
+    @rule(data=st.data())
+    def map_shared_memory(self, data):
+        proc, _ = data.draw(st.sampled_from(self.procs))
+        if proc.pid in self.views:
+            return
+        if self.shared is None:
+            self.shared = self.nt.create_section("Shm", 2)
+        self.views[proc.pid] = self.shared.map_view(proc)
+
+    @rule(data=st.data())
+    def unmap_shared_memory(self, data):
+        proc, _ = data.draw(st.sampled_from(self.procs))
+        if proc.pid in self.views:
+            self.shared.unmap_view(proc, self.views[proc.pid])
+            self._view_gone(proc)
+
+    @rule(data=st.data(), offset=st.integers(0, 2 * PAGE - 8), write=st.booleans(),
+          value=st.binary(min_size=1, max_size=8))
+    def use_shared_memory(self, data, offset, write, value):
+        """What one process writes in the shared section, every other one reads."""
+        proc, _ = data.draw(st.sampled_from(self.procs))
+        if proc.pid not in self.views:
+            return
+        va = self.views[proc.pid] + offset
+        if write:
+            assert access(self.nt, proc, va, value, "w")[0] == 0
+            self.shared_data[offset:offset + len(value)] = value
+        else:
+            assert access(self.nt, proc, va, 8) == (0, bytes(self.shared_data[offset:offset + 8]))
 
     @rule(data=st.data(), pages=st.integers(1, 6), commit=st.booleans(),
           protect=st.sampled_from(["rw", "ro", "guard"]))
