@@ -80,12 +80,17 @@ class ProcessMemory:
 
     def __init__(self, system, tables):
         self.system, self.tables = system, tables
+        self._pages: dict[int, int] = {}    # hyperspace pages stay mapped until the end
 
     def _pa(self, va: int) -> int:
-        t = self.system.machine.translate(va, cr3=self.tables.top)
-        if not t.ok:
-            raise KeyError(f"{va:#x} is not mapped")
-        return t.pa
+        page = va & ~0xFFF
+        pa = self._pages.get(page)
+        if pa is None:
+            t = self.system.machine.translate(page, cr3=self.tables.top)
+            if not t.ok:
+                raise KeyError(f"{va:#x} is not mapped")
+            pa = self._pages[page] = t.pa
+        return pa | (va & 0xFFF)
 
     def read(self, va: int, n: int) -> bytes:
         out = bytearray()

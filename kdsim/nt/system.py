@@ -22,6 +22,7 @@ DEMAND_ZERO_RW = MM_READWRITE << 5          # the software PTE of a read/write p
 SYSTEM_TIME_AT_BOOT = 0x01CBD2A8F5A2C000    # 2011-02-22 12:00 UTC, in 100 ns (kdsim choice)
 NT_BUILD_FREE = 0xF0000000                  # NtBuildNumber's "free build" tag
 PROCESSORS = 2
+_VAR_KIND = {v.name: v.kind for v in ntimage.VARIABLES}
 
 
 class NtSystem:
@@ -61,8 +62,9 @@ class NtSystem:
         self.kmem.write(va, struct.pack("<I", value))
 
     def set_var(self, name: str, value: int) -> None:
-        kind = next(v.kind for v in ntimage.VARIABLES if v.name == name)
-        (self.write_ulong if kind == "ulong" else self.write_ptr)(self.symbols[name], value)
+        """Write a kernel variable (through nt's .data, which is physically contiguous)."""
+        size = 4 if _VAR_KIND[name] == "ulong" else self.ptr
+        self.nt_data.write(self.symbols[name], value.to_bytes(size, "little"))
 
     def write_struct(self, type_name: str, va: int, values: dict) -> None:
         self.kmem.write(va, self.ts.pack(type_name, values))

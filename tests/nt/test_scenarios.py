@@ -47,6 +47,19 @@ def test_default_scenario_has_the_usual_processes_and_every_page_state(target):
     paged_out = nt.codec.decode(svchost.tables.get(sv_buf))
     assert paged_out.kind == "pagefile"
     assert nt.paging_files[0].read(paged_out.page_file_high).startswith(b"paged out and back")
+    # Shared pages: user32's header is one PFN in explorer and notepad.
+    user32 = nt.sections["user32.dll"].base
+    explorer = nt.scenario["processes"]["explorer"]
+    pages = {m.core.translate(user32, cr3=p.cr3).pa for p in (explorer, notepad)}
+    assert len(pages) == 1
+    assert int(nt.pfn.e["u2"][pages.pop() >> 12]) == 2
+    assert nt.codec.decode(notepad.tables.get(user32 + 0x1000)).kind == "prototype"
+    # Shared memory between services and svchost.
+    services = nt.scenario["processes"]["services"]
+    svchost = nt.scenario["processes"]["svchost0"]
+    a = m.core.translate(nt.scenario["names"]["shm_services"], cr3=services.cr3).pa
+    b = m.core.translate(nt.scenario["names"]["shm_svchost"], cr3=svchost.cr3).pa
+    assert a == b and m.core.read_physical(a, 7) == b"service"
 
 
 def test_workshop_scenario_reserves_and_writes_0x340000_in_memoryalloc():
