@@ -209,21 +209,40 @@ def derive_active_pages(system: NtSystem) -> np.ndarray:
         pfn.make_active(frame, pte_va, pte_frame, original)
         active[frame] = True
 
-    for depth, va, epa, e in kt.walk(lambda d, v, e: not is_self_map_entry(profile, d, v)):
+    in_ram = np.zeros(system.highest_pfn + 1, dtype=bool)
+    for start, length in system.runs:
+        in_ram[start // PAGE:(start + length) // PAGE] = True
+    per_table = 1 << kt.levels[last][1]
+    idx = np.arange(per_table, dtype=np.uint64)
+
+    def leaves(pt_pa: int, va: int) -> None:
+        """The 4 KB leaves of one page table, all at once."""
+        entries = kt.words.table(pt_pa, per_table).astype(np.uint64)
+        present = (entries & np.uint64(P)) != 0
+        frames = (entries & np.uint64(kt.addr_mask)) >> np.uint64(12)
+        ok = present & (frames <= system.highest_pfn)
+        ok[ok] &= in_ram[frames[ok].astype(np.int64)]
+        frames = frames[ok].astype(np.int64)
+        pte_vas = np.uint64(profile.entry_address(va, "pte")) + idx[ok] * np.uint64(kt.esize)
+        pfn.make_active_many(frames, pte_vas, np.full(len(frames), pt_pa >> 12))
+        active[frames] = True
+
+    def descend(depth: int, va: int, value: int) -> bool:
+        return depth < last - 1 and not is_self_map_entry(profile, depth, va)
+
+    for depth, va, epa, e in kt.walk(descend):
         frame = (e & kt.addr_mask) >> 12
         if mode.name == "pae" and depth == 0:
             continue   # PDPTEs are not self-mapped; the PDs get their PFN from PDEs 0x600..3
         pte_va = self_map_va(depth, va)
-        if depth == last or (e & PS and kt.can_be_large(depth)):
-            if e & PS and depth != last:
-                span = 1 << (kt.levels[depth][0] - 12)
-                first = (e & kt.addr_mask & ~((span << 12) - 1)) >> 12
-                for f in range(first, first + span):
-                    if f <= system.highest_pfn and system.is_ram(f):
-                        mark(f, pte_va, epa >> 12)
-                continue
-            if frame <= system.highest_pfn:
-                mark(frame, pte_va, epa >> 12)
-        else:
-            mark(frame, pte_va, epa >> 12)
+        if e & PS and kt.can_be_large(depth):
+            span = 1 << (kt.levels[depth][0] - 12)
+            first = (e & kt.addr_mask & ~((span << 12) - 1)) >> 12
+            for f in range(first, first + span):
+                if f <= system.highest_pfn and in_ram[f]:
+                    mark(f, pte_va, epa >> 12)
+            continue
+        mark(frame, pte_va, epa >> 12)
+        if depth == last - 1 and not is_self_map_entry(profile, depth, va):
+            leaves(e & kt.addr_mask, va)
     return active

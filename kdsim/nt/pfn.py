@@ -208,34 +208,58 @@ class PfnDatabase:
         return first
 
     def link_all(self, list_id: int, pfns: np.ndarray) -> None:
-        """Boot: chain ``pfns`` (in order) as the whole of an empty list, in one pass."""
+        """Boot: chain ``pfns`` (ascending) as the whole of an empty list, a contiguous
+        run of pages at a time (slices, not gathers: a 64 GB guest has 16 M pages)."""
         n = len(pfns)
         if n == 0:
             return
         if self.total(list_id):
             raise ValueError("link_all needs an empty list")
         empty = self.lay.empty
-        e = self.e
-        fl = np.empty(n, dtype=e["u1"].dtype)
-        bl = np.empty(n, dtype=e["u2"].dtype)
-        fl[:-1] = pfns[1:]
-        fl[-1] = empty
-        bl[1:] = pfns[:-1]
-        bl[0] = empty
-        e["u1"][pfns] = fl
-        e["u2"][pfns] = bl
-        e["pte"][pfns] = 0
-        e["orig"][pfns] = 0
-        e["u4"][pfns] = 0
-        lay = self.lay
+        e, lay = self.e, self.lay
         u3 = lay.location.put(0, list_id)
         u3 = lay.cache.put(u3, MI_PFN_CACHED)
         if lay.priority.word == "u3":
             u3 = lay.priority.put(u3, DEFAULT_PRIORITY)
-        e["u3"][pfns] = u3
-        if lay.priority.word == "u4":
-            e["u4"][pfns] = lay.priority.put(0, DEFAULT_PRIORITY)
+        u4 = lay.priority.put(0, DEFAULT_PRIORITY) if lay.priority.word == "u4" else 0
+        breaks = np.flatnonzero(np.diff(pfns) != 1) + 1
+        starts = np.concatenate(([0], breaks))
+        ends = np.concatenate((breaks, [n]))
+        chunk = 1 << 18                  # records built in a buffer, then copied in one go
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            lo, hi = int(pfns[a]), int(pfns[b - 1]) + 1
+            for c0 in range(lo, hi, chunk):
+                c1 = min(c0 + chunk, hi)
+                rec = np.zeros(c1 - c0, dtype=lay.dtype)
+                rec["u1"] = np.arange(c0 + 1, c1 + 1, dtype=rec["u1"].dtype)
+                rec["u2"] = np.arange(c0 - 1, c1 - 1, dtype=np.int64)   # [0] is set below
+                rec["u3"] = u3
+                rec["u4"] = u4
+                if c1 == hi:
+                    rec["u1"][-1] = int(pfns[b]) if b < n else empty
+                if c0 == lo:
+                    rec["u2"][0] = int(pfns[a - 1]) if a > 0 else empty
+                e[c0:c1] = rec
         self._set_head(list_id, n, int(pfns[0]), int(pfns[-1]))
+
+    def make_active_many(self, frames: np.ndarray, pte_vas: np.ndarray, pte_frames: np.ndarray,
+                         original: int = 0) -> None:
+        """Boot: ``make_active`` for many pages at once (share and reference 1)."""
+        lay, e = self.lay, self.e
+        u3 = lay.location.put(0, ACTIVE)
+        u3 = lay.reference.put(u3, 1)
+        u3 = lay.cache.put(u3, MI_PFN_CACHED)
+        if lay.priority.word == "u3":
+            u3 = lay.priority.put(u3, DEFAULT_PRIORITY)
+        e["u1"][frames] = 0
+        e["u2"][frames] = 1
+        e["pte"][frames] = pte_vas
+        e["orig"][frames] = original
+        e["u3"][frames] = u3
+        u4 = (pte_frames.astype(np.uint64) & np.uint64(lay.frame.mask)) << np.uint64(lay.frame.shift)
+        if lay.priority.word == "u4":
+            u4 |= np.uint64(lay.priority.put(0, DEFAULT_PRIORITY))
+        e["u4"][frames] = u4.astype(e["u4"].dtype)
 
     def walk(self, list_id: int, limit: int | None = None):
         """PFNs on a list, first to last (reads guest memory only)."""
