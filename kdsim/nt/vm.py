@@ -112,6 +112,8 @@ class VirtualMemory:
             protection = pr.make_protection_mask(protect)
         except pr.InvalidPageProtection:
             return VmResult(pr.STATUS_INVALID_PAGE_PROTECTION)
+        if pr.is_write_copy(protection):      # copy-on-write needs a section (WRK allocvm.c)
+            return VmResult(pr.STATUS_INVALID_PAGE_PROTECTION)
         a = self.s.profile.address_space
         if size <= 0 or address > a.highest_vad_address:
             return VmResult(pr.STATUS_INVALID_PARAMETER)
@@ -241,6 +243,8 @@ class VirtualMemory:
             return VmResult(pr.STATUS_CONFLICTING_ADDRESSES)
         if not vad.private:
             return VmResult(pr.STATUS_NOT_SUPPORTED)     # kdsim: views keep their protection
+        if pr.is_write_copy(protection):      # private memory cannot be copy-on-write
+            return VmResult(pr.STATUS_INVALID_PAGE_PROTECTION)
         codec, tables, s = self.codec, proc.tables, self.s
         old = None
         for va in range(start, end, PAGE):

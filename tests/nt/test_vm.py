@@ -200,3 +200,12 @@ def test_checker_catches_a_wrong_commit_charge_a_working_set_and_a_vad_tree(sysp
     f = nt.ts.field("_MMVAD_SHORT", "EndingVpn")
     f.write(nt.kmem, root, f.read(nt.kmem, root) + 0x100000)      # overlaps its right side
     assert any("VAD tree" in x for x in check(m.core, nt.profile, nt.symbols))
+
+
+def test_private_memory_refuses_write_copy(sysp):
+    m, nt, p = sysp
+    assert nt.vm.allocate(p, 0x1000, protect=pr.PAGE_WRITECOPY).status == \
+        pr.STATUS_INVALID_PAGE_PROTECTION
+    assert nt.vm.allocate(p, 0x1000, BASE).ok
+    assert nt.vm.protect(p, BASE, 0x1000, pr.PAGE_EXECUTE_WRITECOPY).status == \
+        pr.STATUS_INVALID_PAGE_PROTECTION
