@@ -65,7 +65,7 @@ class PagingFile:
         self.peak = max(self.peak, used)
         values = {"FreeSpace": self.size - used, "PeakUsage": self.peak,
                   "HighestPage": max(self.store, default=0)}
-        if _has(ts, "CurrentUsage"):
+        if ts.has_field("_MMPAGING_FILE", "CurrentUsage"):
             values["CurrentUsage"] = used
         for path, v in values.items():
             ts.field("_MMPAGING_FILE", path).write(k, self.va, v)
@@ -92,13 +92,6 @@ class PagingFile:
     def read(self, slot: int) -> bytes:
         return self.store.get(slot, bytes(PAGE))
 
-
-def _has(ts, path: str) -> bool:
-    try:
-        ts.field("_MMPAGING_FILE", path)
-        return True
-    except Exception:
-        return False
 
 
 def release_backing(system, pte_value: int) -> None:

@@ -68,21 +68,14 @@ class PfnLayout:
         self.cache = bits("u3.e1.CacheAttribute", "u3")
         self.frame = bits("u4.PteFrame", "u4")
         # Win7 keeps PrototypePte and Priority in u4 / u3.e1; the WRK in u3.e1 / u4.
-        self.prototype = (bits("u4.PrototypePte", "u4") if _has(ts, "u4.PrototypePte")
+        self.prototype = (bits("u4.PrototypePte", "u4") if ts.has_field("_MMPFN", "u4.PrototypePte")
                           else bits("u3.e1.PrototypePte", "u3"))
-        self.priority = (bits("u3.e1.Priority", "u3") if _has(ts, "u3.e1.Priority")
+        self.priority = (bits("u3.e1.Priority", "u3") if ts.has_field("_MMPFN", "u3.e1.Priority")
                          else bits("u4.Priority", "u4"))
         head = lambda path: ts.field("_MMPFNLIST", path)  # noqa: E731
         self.head_total, self.head_name = head("Total"), head("ListName")
         self.head_flink, self.head_blink = head("Flink"), head("Blink")
 
-
-def _has(ts, path: str) -> bool:
-    try:
-        ts.field("_MMPFN", path)
-        return True
-    except Exception:
-        return False
 
 
 class PfnDatabase:

@@ -27,7 +27,7 @@ def create_eprocess(system, image_name: str, pid: int, parent_pid: int, cr3: int
     block = system.nonpaged_pool.alloc(body_off + size, tag_value("Proc") | PROTECTED_TAG)
     ep = block + body_off
     header = {"PointerCount": 1, "HandleCount": 0}
-    if ts.has_type("_OBJECT_HEADER") and _has(ts, "_OBJECT_HEADER", "TypeIndex"):
+    if ts.has_field("_OBJECT_HEADER", "TypeIndex"):
         header["TypeIndex"] = PROCESS_TYPE_INDEX
     kmem.write(block, ts.pack("_OBJECT_HEADER", header)[:body_off])
 
@@ -53,20 +53,13 @@ def create_eprocess(system, image_name: str, pid: int, parent_pid: int, cr3: int
     kmem.write(ep, bytes(raw))
     AvlTable(ts, kmem, ep + ts.offset_of("_EPROCESS", "VadRoot")).init()
     for head in ("Pcb.ThreadListHead", "Pcb.ProfileListHead", "ThreadListHead"):
-        if _has(ts, "_EPROCESS", head):
+        if ts.has_field("_EPROCESS", head):
             system.init_list_head(ep + ts.offset_of("_EPROCESS", head))
     system.insert_tail_list(system.symbols["PsActiveProcessHead"],
                             ep + ts.offset_of("_EPROCESS", "ActiveProcessLinks"))
     system.processes.append(ep)
     return ep
 
-
-def _has(ts, type_name: str, path: str) -> bool:
-    try:
-        ts.field(type_name, path)
-        return True
-    except Exception:
-        return False
 
 
 def _is_array(ts, path: str) -> bool:

@@ -25,7 +25,7 @@ class WorkingSet:
         self.next_index = 0
         self.peak = 0
         self.f_next_free = ts.field("_MMWSLE", "u1.e2.NextFree") \
-            if _has(ts, "u1.e2.NextFree") else None
+            if ts.has_field("_MMWSLE", "u1.e2.NextFree") else None
         self._grow()
         self._write_header()
 
@@ -56,7 +56,7 @@ class WorkingSet:
         self.peak = max(self.peak, size)
         for path, v in (("Vm.WorkingSetSize", size), ("Vm.PeakWorkingSetSize", self.peak),
                         ("Vm.VmWorkingSetList", self.base)):
-            if _has_ep(sysm.ts, path):
+            if sysm.ts.has_field("_EPROCESS", path):
                 sysm.ts.field("_EPROCESS", path).write(sysm.kmem, ep, v)
 
     def insert(self, page_va: int, pfn: int) -> int:
@@ -88,19 +88,3 @@ class WorkingSet:
 
     def __len__(self) -> int:
         return len(self.entries)
-
-
-def _has(ts, path: str) -> bool:
-    try:
-        ts.field("_MMWSLE", path)
-        return True
-    except Exception:
-        return False
-
-
-def _has_ep(ts, path: str) -> bool:
-    try:
-        ts.field("_EPROCESS", path)
-        return True
-    except Exception:
-        return False

@@ -39,3 +39,15 @@ def reference_field(doc, type_name, name):
         if f["name"] == name:
             return f
     raise KeyError("%s.%s" % (type_name, name))
+
+
+def ram_digest(target: str, ram: str, scenario: str) -> str:
+    """SHA-256 of every RAM run of a freshly booted machine."""
+    import hashlib
+
+    import kdsim
+    m = kdsim.boot(target, ram=ram, scenario=scenario)
+    h = hashlib.sha256()
+    for start, length in m.nt.runs:
+        h.update(m.core.read_physical(start, length))
+    return h.hexdigest()

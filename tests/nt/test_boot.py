@@ -1,10 +1,10 @@
 """Boot builds a consistent kernel in guest RAM, on every target; read back through the MMU."""
-import hashlib
 import struct
 
 import pytest
 
 import kdsim
+from tests.nt.helpers import ram_digest
 from kdsim.nt.guest import KernelMemory
 from kdsim.nt.invariants import check
 from kdsim.nt.pfn import ACTIVE, ZEROED
@@ -124,13 +124,8 @@ def test_above_3_gb_the_pci_hole_splits_ram_on_x64():
 
 
 def test_same_target_and_seed_give_the_same_ram():
-    def digest():
-        m = kdsim.boot("win7-x86pae", ram="256m")
-        h = hashlib.sha256()
-        for start, length in m.nt.runs:
-            h.update(m.core.read_physical(start, length))
-        return h.hexdigest()
-    assert digest() == digest()
+    first = ram_digest("win7-x86pae", "256m", "none")
+    assert ram_digest("win7-x86pae", "256m", "none") == first
 
 
 def test_too_little_ram_is_refused():

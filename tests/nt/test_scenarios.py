@@ -1,9 +1,9 @@
 """Scenarios run at boot: the default machine and the WRK workshop's, checked in guest memory."""
-import hashlib
 
 import pytest
 
 import kdsim
+from tests.nt.helpers import ram_digest
 from kdsim.nt.guest import KernelMemory
 from kdsim.nt.invariants import check
 from kdsim.nt.pfn import FREE, MODIFIED, STANDBY
@@ -96,10 +96,5 @@ def test_unknown_scenario_and_scenario_files(tmp_path):
 
 
 def test_default_scenario_is_deterministic():
-    def digest():
-        m = kdsim.boot("win7-x86pae", ram="256m")
-        h = hashlib.sha256()
-        for start, length in m.nt.runs:
-            h.update(m.core.read_physical(start, length))
-        return h.hexdigest()
-    assert digest() == digest()
+    first = ram_digest("win7-x86pae", "256m", "default")
+    assert ram_digest("win7-x86pae", "256m", "default") == first
