@@ -70,7 +70,14 @@ kd_tlb_entry *kd_tlb_lookup(kd_machine *m, uint64_t va);
 void kd_tlb_drop(kd_machine *m, kd_tlb_entry *e);
 void kd_tlb_flush(kd_machine *m, int include_global);
 
-/* mmu.c */
+/* paging.c */
 void kd_paging_derive(kd_machine *m);
+int kd_check_cr3(const kd_machine *m, int mode, uint64_t cr3);
+
+/* Width of the physical address in 32-bit mode's 4 MB pages (PSE-36 carries at most 40). */
+static inline unsigned pse_width(const kd_machine *m)
+{
+    return m->maxphyaddr < 40 ? (m->maxphyaddr < 32 ? 32 : m->maxphyaddr) : 40;
+}
 
 #endif
