@@ -276,3 +276,109 @@ def access(system, proc, va: int, data_or_size, kind: str = "r") -> tuple[int, b
             if status != pr.STATUS_SUCCESS:
                 return status, bytes(out)
     return pr.STATUS_ACCESS_VIOLATION, bytes(out)
+
+
+def touch(system, proc, va: int, size: int, kind: str = "r") -> tuple[int, int]:
+    """The process touches every page of ``[va, va+size)`` in order -- one CPU access
+    of ``kind`` ("r", "w" or "x") each, moving no data -- and stops at the first page
+    whose fault fails.  Returns (NTSTATUS, pages touched).
+
+    Runs of committed, never-touched private pages are resolved together -- the same
+    demand-zero faults, page by page, as one access at a time would take, with the
+    bookkeeping done in bulk -- and then touched by the CPU in one batch (TLB, A/D)."""
+    import numpy as np
+    m = system.machine
+    m.cr3 = proc.cr3
+    system.current = proc
+    write = kind == "w"
+    first = va & ~(PAGE - 1)
+    pages = (va + max(size, 1) - first + PAGE - 1) // PAGE
+    how = "w" if write else kind
+    i = 0
+    while i < pages:
+        # Pages the tables already allow: the CPU touches them in one batch (a probe
+        # finds how far that goes, so nothing past a faulting page is touched).
+        n = min(pages - i, 512)
+        vas = np.arange(first + i * PAGE, first + (i + n) * PAGE, PAGE, dtype=np.uint64)
+        _, probe = m.translate_batch(vas, how, user=True, probe=True)
+        ok = int(np.argmax(probe != 0)) if probe.any() else n
+        if ok:
+            m.translate_batch(vas[:ok], how, user=True, probe=False)
+            i += ok
+            continue
+        run = _demand_zero_run(system, proc, first + i * PAGE, pages - i, write)
+        if run:
+            vas = np.arange(first + i * PAGE, first + (i + run) * PAGE, PAGE, dtype=np.uint64)
+            _, status = m.translate_batch(vas, how, user=True, probe=False)
+            if status.any():
+                raise AssertionError("bulk-resolved pages still fault")
+            i += run
+            continue
+        status = _touch_one(system, proc, first + i * PAGE, how)
+        if status != pr.STATUS_SUCCESS:
+            return status, i
+        i += 1
+    return pr.STATUS_SUCCESS, pages
+
+
+def _touch_one(system, proc, page: int, how: str) -> int:
+    """One CPU access to ``page`` (no data moves), its faults resolved as they come."""
+    for _ in range(4):
+        t = system.machine.translate(page, how, user=True, probe=False)
+        if t.ok:
+            return pr.STATUS_SUCCESS
+        if not t.page_fault:
+            return pr.STATUS_ACCESS_VIOLATION
+        status = system.faults.resolve(proc, page, how == "w", how == "x")
+        if status != pr.STATUS_SUCCESS:
+            return status
+    return pr.STATUS_ACCESS_VIOLATION
+
+
+def _demand_zero_run(system, proc, start: int, limit: int, write: bool) -> int:
+    """Resolve the longest run of demand-zero faults from ``start`` (at most ``limit``
+    pages, one protection, within one page table); returns its length (0: none)."""
+    import numpy as np
+    s, codec, tables = system, system.codec, proc.tables
+    vad = s.vm.vad_at(proc, start)
+    if vad is None or not vad.private:
+        return 0
+    per_table = 1 << tables.levels[-1][1]
+    slot = (start >> 12) & (per_table - 1)
+    n = min(limit, per_table - slot, (vad.end - start) // PAGE)
+    pt = tables.leaf(start)
+    ptes = tables.words.table(pt, n).astype(np.uint64) if pt is not None else \
+        np.zeros(n, dtype=np.uint64)
+    first = int(ptes[0])
+    if first == 0:
+        if not vad.mem_commit:
+            return 0
+        protection = vad.protection
+        same = ptes == 0
+    else:
+        d = codec.decode(first)
+        if d.kind != "demand_zero":
+            return 0
+        protection = d.protection
+        same = ptes == np.uint64(first)
+    if protection == MM_DECOMMIT or pr.is_no_access(protection) or pr.is_guard(protection) \
+            or (write and not pr.is_writable(protection)):
+        return 0
+    run = int(np.argmin(same)) if not same.all() else n
+    if run < 2 or s.pfn.total(0) < run:
+        return 0                       # a single fault, or no zeroed pages: the usual path
+    pfns = s.pfn.pop_many(0, run)
+    pt = tables.leaf(start, create=True)
+    bits = codec.valid(0, protection, owner=True, dirty=write and pr.is_writable(protection))
+    view = tables.words.table(pt, run)
+    view[:] = (np.uint64(bits) | (pfns.astype(np.uint64) << np.uint64(12))).astype(view.dtype)
+    vas = np.arange(start, start + run * PAGE, PAGE, dtype=np.uint64)
+    pte_vas = np.uint64(s.profile.pte_address(start)) + \
+        np.arange(run, dtype=np.uint64) * np.uint64(s.profile.pte_size)
+    s.pfn.make_active_many(pfns, pte_vas, np.full(run, pt >> 12),
+                           codec.demand_zero(protection), modified=write)
+    proc.ws.insert_many(vas, pfns)
+    proc.set_field("Vm.PageFaultCount", proc.get_field("Vm.PageFaultCount") + run)
+    s.faults.counts["demand zero"] += run
+    s.update_counters()
+    return run

@@ -192,6 +192,25 @@ class PfnDatabase:
         self._set_head(list_id, total - 1, first, last)
         return list_id
 
+    def pop_many(self, list_id: int, count: int) -> np.ndarray:
+        """The first ``count`` pages of a list, taken off it in one step."""
+        total, first, last = self._head(list_id)
+        if count > total:
+            raise ValueError(f"{LIST_NAMES[list_id]} has {total} pages, not {count}")
+        out = np.empty(count, dtype=np.int64)
+        u1 = self.e["u1"]
+        cur = first
+        for i in range(count):
+            out[i] = cur
+            cur = int(u1[cur])
+        empty = self.lay.empty
+        if cur != empty:
+            self.e["u2"][cur] = empty
+        else:
+            last = empty
+        self._set_head(list_id, total - count, cur, last)
+        return out
+
     def pop(self, list_id: int) -> int | None:
         """The first page of a list, taken off it; None if the list is empty."""
         first = self._head(list_id)[1]
@@ -236,11 +255,12 @@ class PfnDatabase:
         self._set_head(list_id, n, int(pfns[0]), int(pfns[-1]))
 
     def make_active_many(self, frames: np.ndarray, pte_vas: np.ndarray, pte_frames: np.ndarray,
-                         original: int = 0) -> None:
-        """Boot: ``make_active`` for many pages at once (share and reference 1)."""
+                         original: int = 0, modified: bool = False) -> None:
+        """``make_active`` for many pages at once (share and reference 1)."""
         lay, e = self.lay, self.e
         u3 = lay.location.put(0, ACTIVE)
         u3 = lay.reference.put(u3, 1)
+        u3 = lay.modified.put(u3, int(modified))
         u3 = lay.cache.put(u3, MI_PFN_CACHED)
         if lay.priority.word == "u3":
             u3 = lay.priority.put(u3, DEFAULT_PRIORITY)

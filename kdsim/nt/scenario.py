@@ -34,7 +34,7 @@ import re
 import tomllib
 
 from . import protect as pr
-from .fault import access
+from .fault import access, touch
 
 PAGE = 0x1000
 _REF = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(?:\+\s*(0x[0-9a-fA-F]+|\d+))?\s*$")
@@ -149,12 +149,7 @@ def _step(system, step: dict, env: dict, procs: dict) -> None:
         _check(access(system, proc, _addr(env, step["address"], system), data, "w")[0])
     elif op == "touch":
         va, size = _addr(env, step["address"], system), step.get("size", PAGE)
-        kind = step.get("access", "r")
-        for page in range(va & ~(PAGE - 1), va + size, PAGE):
-            data = b"\0" if kind == "w" else 1
-            if kind == "w":     # a write that keeps the byte: read it first
-                data = access(system, proc, page, 1)[1] or b"\0"
-            _check(access(system, proc, page, data, kind)[0])
+        _check(touch(system, proc, va, size, step.get("access", "r"))[0])
     elif op == "protect":
         _check(system.vm.protect(proc, _addr(env, step["address"]), step.get("size", PAGE),
                                  _protect(step["protect"])).status)

@@ -73,6 +73,23 @@ class WorkingSet:
         self._write_header()
         return index
 
+    def insert_many(self, page_vas, pfns) -> None:
+        """Add many pages at once (fresh indexes; one guest write per run of entries)."""
+        import numpy as np
+        n = len(page_vas)
+        while self.next_index + n > self.capacity():
+            self._grow()
+        first = self.next_index
+        self.next_index += n
+        values = np.asarray(page_vas, dtype=np.uint64) | np.uint64(WSLE_VALID | WSLE_DIRECT)
+        dtype = np.uint64 if self.esize == 8 else np.uint32
+        self.proc.kwrite(self.wsle + first * self.esize, values.astype(dtype).tobytes())
+        indexes = np.arange(first, first + n)
+        self.entries.update(zip(page_vas.tolist() if hasattr(page_vas, "tolist") else page_vas,
+                                indexes.tolist()))
+        self.system.pfn.e["u1"][pfns] = indexes
+        self._write_header()
+
     def remove(self, page_va: int) -> None:
         index = self.entries.pop(page_va)
         nxt = self.free[-1] if self.free else self.next_index

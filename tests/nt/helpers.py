@@ -43,11 +43,14 @@ def reference_field(doc, type_name, name):
 
 def ram_digest(target: str, ram: str, scenario: str) -> str:
     """SHA-256 of every RAM run of a freshly booted machine."""
-    import hashlib
-
     import kdsim
-    m = kdsim.boot(target, ram=ram, scenario=scenario)
+    return ram_digest_of(kdsim.boot(target, ram=ram, scenario=scenario))
+
+
+def ram_digest_of(machine) -> str:
+    """SHA-256 of every RAM run of a booted machine."""
+    import hashlib
     h = hashlib.sha256()
-    for start, length in m.nt.runs:
-        h.update(m.core.read_physical(start, length))
+    for start, length in machine.nt.runs:
+        h.update(machine.core.read_physical(start, length))
     return h.hexdigest()

@@ -209,3 +209,41 @@ def test_private_memory_refuses_write_copy(sysp):
     assert nt.vm.allocate(p, 0x1000, BASE).ok
     assert nt.vm.protect(p, BASE, 0x1000, pr.PAGE_EXECUTE_WRITECOPY).status == \
         pr.STATUS_INVALID_PAGE_PROTECTION
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("kind", ["r", "w"])
+def test_touching_a_range_leaves_guest_ram_as_one_access_at_a_time_does(target, kind):
+    from kdsim.nt.fault import touch
+    from tests.nt.helpers import ram_digest_of
+
+    def run(bulk):
+        m = kdsim.boot(target, ram="256m", scenario="none")
+        nt = m.nt
+        p = nt.spawn("t.exe")
+        r = nt.vm.allocate(p, 0x30000, BASE, commit=False)
+        nt.vm.allocate(p, 0x8000, BASE, reserve=False)               # demand-zero PTEs
+        nt.vm.allocate(p, 0x8000, BASE + 0x8000, reserve=False, protect=pr.PAGE_READONLY)
+        nt.vm.allocate(p, 0x4000, BASE + 0x20000, reserve=False,
+                       protect=pr.PAGE_READWRITE | pr.PAGE_GUARD)
+        nt.vm.allocate(p, 0x10000, BASE + 0x10000, reserve=False)
+        if bulk:
+            got = touch(nt, p, BASE, 0x30000, kind)
+        else:
+            got = None
+            for i in range(0x30):           # fresh pages: writing a zero keeps them as they are
+                page = BASE + i * 0x1000
+                status, _ = access(nt, p, page, b"\0", "w") if kind == "w" else \
+                    access(nt, p, page, 1)
+                if status:
+                    got = (status, i)
+                    break
+        assert check(m.core, nt.profile, nt.symbols) == []
+        return got, ram_digest_of(m), dict(nt.faults.counts)
+
+    bulk, single = run(True), run(False)
+    expected = (pr.STATUS_GUARD_PAGE_VIOLATION, 0x20) if kind == "r" else \
+        (pr.STATUS_ACCESS_VIOLATION, 0x8)                # writing the read-only pages
+    assert bulk[0] == expected and single[0] == expected
+    assert bulk[1] == single[1]                          # byte-identical guest RAM
+    assert bulk[2] == single[2]                          # the same faults, by kind

@@ -9,7 +9,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import kdsim
 from kdsim.nt import protect as pr
-from kdsim.nt.fault import access
+from kdsim.nt.fault import access, touch
 from kdsim.nt.invariants import check
 from kdsim.nt.section import file_page
 
@@ -178,6 +178,22 @@ class MemoryMachine(RuleBasedStateMachine):
         assert status == self._expect(pg, write=False), hex(status)
         if status == 0:
             assert got == bytes(pg.data[offset:offset + 16])
+
+    @rule(data=st.data(), write=st.booleans())
+    def touch_region(self, data, write):
+        """A range touch stops at the first page whose fault fails, as a loop would."""
+        proc, regions, base, _ = self._pick(data)
+        if base is None:
+            return
+        pages = regions[base]
+        status, done = touch(self.nt, proc, base, len(pages) * PAGE, "w" if write else "r")
+        expected, count = 0, len(pages)
+        for i, pg in enumerate(pages):
+            expected = self._expect(pg, write)
+            if expected:
+                count = i
+                break
+        assert (status, done) == (expected, count)
 
     @rule(data=st.data())
     def trim(self, data):
