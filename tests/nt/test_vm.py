@@ -221,7 +221,7 @@ def test_touching_a_range_leaves_guest_ram_as_one_access_at_a_time_does(target, 
         m = kdsim.boot(target, ram="256m", scenario="none")
         nt = m.nt
         p = nt.spawn("t.exe")
-        r = nt.vm.allocate(p, 0x30000, BASE, commit=False)
+        nt.vm.allocate(p, 0x30000, BASE, commit=False)
         nt.vm.allocate(p, 0x8000, BASE, reserve=False)               # demand-zero PTEs
         nt.vm.allocate(p, 0x8000, BASE + 0x8000, reserve=False, protect=pr.PAGE_READONLY)
         nt.vm.allocate(p, 0x4000, BASE + 0x20000, reserve=False,
