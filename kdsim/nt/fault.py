@@ -248,8 +248,7 @@ def access(system, proc, va: int, data_or_size, kind: str = "r") -> tuple[int, b
     ``data_or_size`` the bytes) its memory at ``va``; page faults are handled as they
     come.  Returns (NTSTATUS, bytes read)."""
     m = system.machine
-    m.cr3 = proc.cr3
-    system.current = proc
+    system.switch_to(proc)
     writing = kind == "w"
     data = bytes(data_or_size) if writing else b""
     size = len(data) if writing else int(data_or_size)
@@ -288,8 +287,7 @@ def touch(system, proc, va: int, size: int, kind: str = "r") -> tuple[int, int]:
     bookkeeping done in bulk -- and then touched by the CPU in one batch (TLB, A/D)."""
     import numpy as np
     m = system.machine
-    m.cr3 = proc.cr3
-    system.current = proc
+    system.switch_to(proc)
     write = kind == "w"
     first = va & ~(PAGE - 1)
     pages = (va + max(size, 1) - first + PAGE - 1) // PAGE

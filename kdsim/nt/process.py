@@ -235,6 +235,7 @@ def terminate(system, proc: Process) -> None:
     ts = system.ts
     if system.machine.paging.cr3 == proc.cr3:
         system.machine.cr3 = system.kernel_tables.top
+        system.current = None
     for base, (section, _) in list(proc.views.items()):
         section.unmap_view(proc, base)
     for node in list(proc.vads.nodes_in_order()):

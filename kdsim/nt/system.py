@@ -440,6 +440,13 @@ class NtSystem:
         from .pagefile import zero_pages
         return zero_pages(self, count)
 
+    def switch_to(self, proc) -> None:
+        """Run ``proc``: load its CR3 unless it is loaded already (a CR3 load flushes the
+        TLB's non-global entries, so a process that keeps running keeps its TLB)."""
+        if self.machine.paging.cr3 != proc.cr3:
+            self.machine.cr3 = proc.cr3
+        self.current = proc
+
     def bump_fault_count(self, proc) -> None:
         n = proc.get_field("Vm.PageFaultCount") + 1
         proc.set_field("Vm.PageFaultCount", n)

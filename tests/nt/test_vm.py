@@ -247,3 +247,17 @@ def test_touching_a_range_leaves_guest_ram_as_one_access_at_a_time_does(target, 
     assert bulk[0] == expected and single[0] == expected
     assert bulk[1] == single[1]                          # byte-identical guest RAM
     assert bulk[2] == single[2]                          # the same faults, by kind
+
+
+def test_a_running_process_keeps_its_tlb_and_a_switch_flushes_it(sysp):
+    m, nt, p = sysp
+    q = nt.spawn("q.exe")
+    nt.vm.allocate(p, 0x1000, BASE)
+    access(nt, p, BASE, b"p", "w")
+    access(nt, p, BASE, 1)
+    t = m.core.translate(BASE, user=True, probe=False)
+    assert t.tlb_hit                                   # no CR3 reload between accesses
+    access(nt, q, 0x7FFE0000, 1)                       # another process runs
+    assert m.core.cr3 == q.cr3
+    t = m.core.translate(BASE, user=True, probe=False)  # p's entry went with the CR3 load
+    assert not t.ok and not t.tlb_hit
