@@ -62,6 +62,17 @@ class FaultHandler:
             return self._soft(proc, page, pa, d, write)
         if d.kind == "prototype":
             return self._shared(proc, page, pa, d.proto_address, write)
+        if d.kind == "vad_prototype":       # a view page whose protection was changed
+            vad = s.vm.vad_at(proc, page)
+            if vad is None or vad.private:
+                self.counts["access violation"] += 1
+                return pr.STATUS_ACCESS_VIOLATION
+            proto = vad.first_proto + (page - vad.start) // PAGE * s.profile.pte_size
+            if pr.is_guard(d.protection):
+                proc.tables.write(pa, codec.vad_prototype(d.protection & ~pr.MM_GUARD_PAGE))
+                self.counts["guard page"] += 1
+                return pr.STATUS_GUARD_PAGE_VIOLATION
+            return self._shared(proc, page, pa, proto, write, d.protection)
         if d.kind == "zero":
             vad = s.vm.vad_at(proc, page)
             if vad is not None and not vad.private:
@@ -104,12 +115,14 @@ class FaultHandler:
         s.update_counters()
         self.counts["demand zero"] += 1
 
-    def _shared(self, proc, page: int, pa, proto_va: int, write: bool) -> int:
+    def _shared(self, proc, page: int, pa, proto_va: int, write: bool,
+                protection: int | None = None) -> int:
         """A page of a mapped view: resolve its prototype PTE (MiResolveProtoPteFault),
-        then point the process's PTE at the shared page."""
+        then point the process's PTE at the shared page (with ``protection`` if the
+        process changed it, else the section's)."""
         s, codec = self.s, self.codec
         section, index = s.section_of_proto(proto_va)
-        prot = section.protection_of(index)
+        prot = section.protection_of(index) if protection is None else protection
         if pr.is_no_access(prot) or (write and not pr.is_writable(prot)):
             self.counts["access violation"] += 1
             return pr.STATUS_ACCESS_VIOLATION
@@ -145,7 +158,8 @@ class FaultHandler:
             self.counts["unsupported"] += 1
             return pr.STATUS_IN_PAGE_ERROR
         if pd.kind != "valid":
-            k.write(proto_va, codec.valid(pfn, prot).to_bytes(section.pte_size, "little"))
+            k.write(proto_va, codec.valid(pfn, section.protection_of(index)).to_bytes(
+                section.pte_size, "little"))
         if pa is None:
             pa = proc.tables.leaf(page, create=True)
         proc.tables.write(pa, codec.valid(pfn, prot, owner=True))
@@ -162,7 +176,8 @@ class FaultHandler:
         s, codec = self.s, self.codec
         old = d.pfn
         section, index = s.section_of_proto(int(s.pfn.e["pte"][old]))
-        prot = pr.make_protect_not_write_copy(section.protection_of(index))
+        vad = s.vm.vad_at(proc, page)
+        prot = pr.make_protect_not_write_copy(s.vm.view_protection(proc, vad, page))
         new = s.take_page()
         s.machine.write_physical(new * PAGE, s.machine.read_physical(old * PAGE, PAGE))
         proc.tables.write(pa, codec.valid(new, prot, owner=True, dirty=True))

@@ -332,7 +332,14 @@ class NtSystem:
             proto_va = int(self.pfn.e["pte"][pfn])
             if d.dirty:
                 self.pfn.put(pfn, self.pfn.lay.modified, 1)
-            proc.tables.write(pa, self.codec.prototype(proto_va))
+            if protection is None:        # keep a protection the process changed
+                vad = self.vm.vad_at(proc, va)
+                sec, index = self.section_of_proto(proto_va)
+                now = self.vm.view_protection(proc, vad, va)
+                if now != sec.protection_of(index):
+                    protection = now
+            proc.tables.write(pa, self.codec.prototype(proto_va) if protection is None
+                              else self.codec.vad_prototype(protection))
             self.machine.invlpg(va)
             proc.ws.remove(va)
             self.unref_shared(pfn)

@@ -242,7 +242,7 @@ class VirtualMemory:
         if vad is None or end > vad.end:
             return VmResult(pr.STATUS_CONFLICTING_ADDRESSES)
         if not vad.private:
-            return VmResult(pr.STATUS_NOT_SUPPORTED)     # kdsim: views keep their protection
+            return self._protect_view(proc, vad, start, end, protection)
         if pr.is_write_copy(protection):      # private memory cannot be copy-on-write
             return VmResult(pr.STATUS_INVALID_PAGE_PROTECTION)
         codec, tables, s = self.codec, proc.tables, self.s
@@ -278,3 +278,61 @@ class VirtualMemory:
                 tables.write(pa, codec.demand_zero(protection))
         return VmResult(pr.STATUS_SUCCESS, start, end - start,
                         pr.protect_to_value(old if old is not None else protection))
+
+    def _protect_view(self, proc, vad: VadInfo, start: int, end: int,
+                      protection: int) -> VmResult:
+        """NtProtectVirtualMemory on a mapped view.  A page that is not resident gets the
+        "look it up in the VAD" PTE carrying the new protection; a resident shared page is
+        re-mapped (write-copy keeps it shared until the first write); guard and no-access
+        pages leave the working set, as on private memory."""
+        s, codec, tables = self.s, self.codec, proc.tables
+        section, first = s.section_of_proto(vad.first_proto)
+        # An image can be written only through copy-on-write (MiIsPteProtectionCompatible).
+        if section.kind == "image" and pr.is_writable(protection) and \
+                not pr.is_write_copy(protection):
+            return VmResult(pr.STATUS_SECTION_PROTECTION)
+        old = self.view_protection(proc, vad, start)
+        for va in range(start, end, PAGE):
+            pa = tables.leaf(va, create=True)
+            d = codec.decode(tables.read(pa))
+            shared = d.kind == "valid" and s.pfn.get(d.pfn, s.pfn.lay.prototype)
+            if d.kind == "valid" and (pr.is_no_access(protection) or pr.is_guard(protection)):
+                s.trim_page(proc, va, protection)
+            elif shared:
+                tables.write(pa, codec.valid(d.pfn, protection, owner=True,
+                                             dirty=d.dirty and pr.is_writable(protection)
+                                             and not pr.is_write_copy(protection)))
+                s.machine.invlpg(va)
+            elif d.kind == "valid":                     # this process's own copy
+                prot = pr.make_protect_not_write_copy(protection)
+                tables.write(pa, codec.valid(d.pfn, prot, owner=True,
+                                             dirty=d.dirty and pr.is_writable(prot)))
+                s.pfn.e["orig"][d.pfn] = codec.demand_zero(prot)
+                s.machine.invlpg(va)
+            elif d.kind in ("zero", "prototype", "vad_prototype"):
+                tables.write(pa, codec.vad_prototype(protection))
+            elif d.kind == "transition":
+                prot = pr.make_protect_not_write_copy(protection)
+                tables.write(pa, codec.transition(d.pfn, prot, owner=True))
+            elif d.kind == "pagefile":
+                prot = pr.make_protect_not_write_copy(protection)
+                tables.write(pa, codec.pagefile(d.page_file_low, d.page_file_high, prot))
+        return VmResult(pr.STATUS_SUCCESS, start, end - start, pr.protect_to_value(old))
+
+    def view_protection(self, proc, vad: VadInfo, va: int) -> int:
+        """A view page's protection: the PTE's if it carries one, else the section's."""
+        s, codec = self.s, self.codec
+        d = codec.decode(proc.tables.get(va) or 0)
+        if d.kind == "vad_prototype":
+            return d.protection
+        section, first = s.section_of_proto(vad.first_proto)
+        base = section.protection_of(first + (va - vad.start) // PAGE)
+        if d.kind == "valid" and not s.pfn.get(d.pfn, s.pfn.lay.prototype):
+            return self._protection_of(d)
+        if d.kind == "valid":          # a shared page: what its PTE allows
+            executable = pr.is_executable(base)
+            if d.copy_on_write:
+                return pr.MM_EXECUTE_WRITECOPY if executable else pr.MM_WRITECOPY
+            if not d.writable and pr.is_writable(base):
+                return pr.MM_EXECUTE_READ if executable else pr.MM_READONLY
+        return base

@@ -127,3 +127,40 @@ def test_mapped_data_file_pages_are_written_back_to_the_file(two):
     w = f.map_view(b)
     assert access(nt, b, w, 9) == (0, b"NOTES.txt")
     assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_protecting_a_view_page_as_write_copy_then_writing_gives_a_private_copy(two):
+    from kdsim.nt import protect as pr
+    m, nt, a, b = two
+    sec = nt.create_section("Shared2", 2)
+    va, vb = sec.map_view(a), sec.map_view(b)
+    assert access(nt, a, va, b"both see this", "w")[0] == 0
+    r = nt.vm.protect(b, vb, 0x1000, pr.PAGE_WRITECOPY)
+    assert (r.status, r.old_protect) == (0, pr.PAGE_READWRITE)
+    assert access(nt, b, vb, b"only b", "w")[0] == 0
+    assert access(nt, b, vb, 13) == (0, b"only bee this")
+    assert access(nt, a, va, 13) == (0, b"both see this")
+    assert nt.vm.protect(b, vb + 0x1000, 0x1000, pr.PAGE_READONLY).ok
+    assert nt.codec.decode(b.tables.get(vb + 0x1000) or 0).kind == "vad_prototype"
+    assert access(nt, b, vb + 0x1000, b"x", "w")[0] == pr.STATUS_ACCESS_VIOLATION
+    assert access(nt, b, vb + 0x1000, 1)[0] == 0
+    assert access(nt, a, va + 0x1000, b"a writes", "w")[0] == 0          # a still may
+    nt.trim_page(b, vb + 0x1000)                                          # keeps read-only
+    assert access(nt, b, vb + 0x1000, b"x", "w")[0] == pr.STATUS_ACCESS_VIOLATION
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_an_image_view_cannot_be_made_writable_except_copy_on_write(two):
+    from kdsim.nt import protect as pr
+    m, nt, a, b = two
+    nd = nt.image_section("ntdll.dll")
+    assert nt.vm.protect(a, nd.base, 0x1000, pr.PAGE_READWRITE).status == \
+        pr.STATUS_SECTION_PROTECTION
+    r = nt.vm.protect(a, nd.base + 0x1000, 0x1000, pr.PAGE_EXECUTE_WRITECOPY)
+    assert (r.status, r.old_protect) == (0, pr.PAGE_EXECUTE_READ)
+    assert access(nt, a, nd.base + 0x1000, b"\xcc", "w")[0] == 0         # a breakpoint
+    assert access(nt, b, nd.base + 0x1000, 1)[1] != b"\xcc"
+    r = nt.vm.protect(a, nd.base, 0x1000, pr.PAGE_NOACCESS)
+    assert access(nt, a, nd.base, 1)[0] == pr.STATUS_ACCESS_VIOLATION
+    assert access(nt, b, nd.base, 2) == (0, b"MZ")
+    assert check(m.core, nt.profile, nt.symbols) == []
