@@ -172,10 +172,10 @@ class VirtualMemory:
         if vad is None or not vad.private:
             return VmResult(pr.STATUS_MEMORY_NOT_ALLOCATED)
         if release:
-            if address != vad.start:
+            if size == 0 and address != vad.start:
                 return VmResult(pr.STATUS_FREE_VM_NOT_AT_BASE)
-            if size not in (0, vad.end - vad.start):
-                return VmResult(pr.STATUS_UNABLE_TO_FREE_VM)   # kdsim: no partial release
+            if size not in (0, vad.end - vad.start) or address != vad.start:
+                return self._release_part(proc, vad, address, size)
             self._drop_pages(proc, vad.start, vad.end, None)
             self._charge(proc, -vad.commit_charge)
             proc.vads.remove(vad.node)
@@ -192,6 +192,49 @@ class VirtualMemory:
         self._charge(proc, -freed)
         self._set_vad_flag(vad.node, "CommitCharge", max(vad.commit_charge - freed, 0))
         return VmResult(pr.STATUS_SUCCESS, start, end - start)
+
+    def _release_part(self, proc, vad: VadInfo, address: int, size: int) -> VmResult:
+        """Release part of a reservation: the VAD shrinks, or splits in two around the
+        hole (MiRemoveVad / the split in NtFreeVirtualMemory)."""
+        start, end = address & ~(PAGE - 1), -(-(address + size) // PAGE) * PAGE
+        if end > vad.end:
+            return VmResult(pr.STATUS_UNABLE_TO_FREE_VM)
+        ts, k, s = self.ts, self.s.kmem, self.s
+        before = self._committed(proc, vad, vad.start, start)
+        after = self._committed(proc, vad, end, vad.end)
+        self._drop_pages(proc, start, end, None)
+        self._charge(proc, -(vad.commit_charge - before - after))
+        f_start = ts.field("_MMVAD_SHORT", "StartingVpn")
+        f_end = ts.field("_MMVAD_SHORT", "EndingVpn")
+        if start == vad.start:                  # the front goes: the VAD starts later
+            f_start.write(k, vad.node, end // PAGE)
+            self._set_vad_flag(vad.node, "CommitCharge", after)
+        else:                                   # the VAD keeps its front part
+            f_end.write(k, vad.node, start // PAGE - 1)
+            self._set_vad_flag(vad.node, "CommitCharge", before)
+            if end < vad.end:                   # ... and a new VAD holds the rest
+                node = s.nonpaged_pool.alloc(ts.sizeof("_MMVAD_SHORT"), "VadS")
+                raw = bytearray(k.read(vad.node, ts.sizeof("_MMVAD_SHORT")))
+                raw[:ts.offset_of("_MMVAD_SHORT", "StartingVpn")] = bytes(
+                    ts.offset_of("_MMVAD_SHORT", "StartingVpn"))      # fresh tree links
+                k.write(node, bytes(raw))
+                f_start.write(k, node, end // PAGE)
+                f_end.write(k, node, vad.end // PAGE - 1)
+                self._set_vad_flag(node, "CommitCharge", after)
+                proc.vads.insert(node)
+        self._account_vsize(proc, -(end - start))
+        return VmResult(pr.STATUS_SUCCESS, start, end - start)
+
+    def _committed(self, proc, vad: VadInfo, start: int, end: int) -> int:
+        """Committed pages of a private VAD in ``[start, end)``."""
+        n = 0
+        for va in range(start, end, PAGE):
+            pte = proc.tables.get(va) or 0
+            if pte == 0:
+                n += vad.mem_commit
+            else:
+                n += self.codec.decode(pte).protection != MM_DECOMMIT
+        return n
 
     def _drop_pages(self, proc, start: int, end: int, marker, count_committed=None) -> int:
         """Release what backs ``[start, end)``; the PTEs become ``marker`` (None: zero, and

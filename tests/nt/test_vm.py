@@ -261,3 +261,23 @@ def test_a_running_process_keeps_its_tlb_and_a_switch_flushes_it(sysp):
     assert m.core.cr3 == q.cr3
     t = m.core.translate(BASE, user=True, probe=False)  # p's entry went with the CR3 load
     assert not t.ok and not t.tlb_hit
+
+
+def test_releasing_part_of_a_reservation_shrinks_or_splits_its_vad(sysp):
+    from kdsim.nt.fault import touch
+    m, nt, p = sysp
+    nt.vm.allocate(p, 0x10000, BASE)
+    touch(nt, p, BASE, 0x10000, "w")
+    charge = p.get_field("CommitCharge")
+    assert nt.vm.free(p, BASE + 0x4000, 0x2000).ok                      # the middle
+    left, right = nt.vm.vad_at(p, BASE), nt.vm.vad_at(p, BASE + 0x6000)
+    assert (left.start, left.end, right.start, right.end) == \
+        (BASE, BASE + 0x4000, BASE + 0x6000, BASE + 0x10000)
+    assert (left.commit_charge, right.commit_charge) == (4, 10)
+    assert nt.vm.vad_at(p, BASE + 0x4000) is None
+    assert p.get_field("CommitCharge") == charge - 2
+    assert access(nt, p, BASE + 0x4000, 1)[0] == pr.STATUS_ACCESS_VIOLATION
+    assert nt.vm.free(p, BASE, 0x1000).ok                               # the front
+    assert nt.vm.vad_at(p, BASE + 0x1000).start == BASE + 0x1000
+    assert nt.vm.free(p, BASE + 0x2000).status == pr.STATUS_FREE_VM_NOT_AT_BASE
+    assert check(m.core, nt.profile, nt.symbols) == []

@@ -142,6 +142,23 @@ class MemoryMachine(RuleBasedStateMachine):
         assert self.nt.vm.free(proc, base).ok
         del regions[base]
 
+    @rule(data=st.data())
+    def release_one_page(self, data):
+        """Releasing part of a reservation shrinks or splits its VAD."""
+        proc, regions, base, i = self._pick(data)
+        if base is None:
+            return
+        pages = regions.pop(base)
+        if len(pages) == 1:
+            assert self.nt.vm.free(proc, base).ok
+            return
+        r = self.nt.vm.free(proc, base + i * PAGE, PAGE)
+        assert r.ok, hex(r.status)
+        if i:
+            regions[base] = pages[:i]
+        if i + 1 < len(pages):
+            regions[base + (i + 1) * PAGE] = pages[i + 1:]
+
     @rule(data=st.data(), protect=st.sampled_from(["rw", "ro", "na", "guard"]))
     def protect(self, data, protect):
         proc, regions, base, i = self._pick(data)
