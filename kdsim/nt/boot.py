@@ -170,7 +170,9 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
     unmapped = np.flatnonzero(taken & ~active)
     if len(unmapped):
         raise AssertionError(f"boot pages not mapped anywhere: {unmapped[:8]}")
-    pfn.link_all(ZEROED, np.flatnonzero(in_ram & ~active))
+    free = np.concatenate(([False], in_ram & ~active, [False])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(free))            # run starts and ends, alternating
+    pfn.link_all(ZEROED, list(zip(edges[::2].tolist(), edges[1::2].tolist())))
     system.boot_done(nx)
     return system
 

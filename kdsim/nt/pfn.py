@@ -219,40 +219,42 @@ class PfnDatabase:
         self.unlink(first)
         return first
 
-    def link_all(self, list_id: int, pfns: np.ndarray) -> None:
-        """Boot: chain ``pfns`` (ascending) as the whole of an empty list, a contiguous
-        run of pages at a time (slices, not gathers: a 64 GB guest has 16 M pages)."""
-        n = len(pfns)
-        if n == 0:
+    def link_all(self, list_id: int, runs: list[tuple[int, int]]) -> None:
+        """Boot: chain the pages of ``runs`` (ascending ``(first, end)`` PFN ranges) as the
+        whole of an empty list.  A 64 GB guest has 16 M pages: the entries are built a
+        chunk at a time and copied into the database as bytes."""
+        runs = [(lo, hi) for lo, hi in runs if hi > lo]
+        if not runs:
             return
         if self.total(list_id):
             raise ValueError("link_all needs an empty list")
         empty = self.lay.empty
-        e, lay = self.e, self.lay
+        lay = self.lay
+        raw = self.e.view(np.uint8).reshape(-1)
         u3 = lay.location.put(0, list_id)
         u3 = lay.cache.put(u3, MI_PFN_CACHED)
         if lay.priority.word == "u3":
             u3 = lay.priority.put(u3, DEFAULT_PRIORITY)
         u4 = lay.priority.put(0, DEFAULT_PRIORITY) if lay.priority.word == "u4" else 0
-        breaks = np.flatnonzero(np.diff(pfns) != 1) + 1
-        starts = np.concatenate(([0], breaks))
-        ends = np.concatenate((breaks, [n]))
-        chunk = 1 << 18                  # records built in a buffer, then copied in one go
-        for a, b in zip(starts.tolist(), ends.tolist()):
-            lo, hi = int(pfns[a]), int(pfns[b - 1]) + 1
+        chunk = 1 << 18
+        rec = np.zeros(chunk, dtype=lay.dtype)
+        for i, (lo, hi) in enumerate(runs):
             for c0 in range(lo, hi, chunk):
                 c1 = min(c0 + chunk, hi)
-                rec = np.zeros(c1 - c0, dtype=lay.dtype)
-                rec["u1"] = np.arange(c0 + 1, c1 + 1, dtype=rec["u1"].dtype)
-                rec["u2"] = np.arange(c0 - 1, c1 - 1, dtype=np.int64)   # [0] is set below
-                rec["u3"] = u3
-                rec["u4"] = u4
+                r = rec[:c1 - c0]
+                r["u1"] = np.arange(c0 + 1, c1 + 1, dtype=np.int64)
+                r["u2"] = np.arange(c0 - 1, c1 - 1, dtype=np.int64)
+                r["pte"] = 0
+                r["orig"] = 0
+                r["u3"] = u3
+                r["u4"] = u4
                 if c1 == hi:
-                    rec["u1"][-1] = int(pfns[b]) if b < n else empty
+                    r["u1"][-1] = runs[i + 1][0] if i + 1 < len(runs) else empty
                 if c0 == lo:
-                    rec["u2"][0] = int(pfns[a - 1]) if a > 0 else empty
-                e[c0:c1] = rec
-        self._set_head(list_id, n, int(pfns[0]), int(pfns[-1]))
+                    r["u2"][0] = runs[i - 1][1] - 1 if i else empty
+                raw[c0 * lay.size:c1 * lay.size] = r.view(np.uint8).reshape(-1)
+        total = sum(hi - lo for lo, hi in runs)
+        self._set_head(list_id, total, runs[0][0], runs[-1][1] - 1)
 
     def make_active_many(self, frames: np.ndarray, pte_vas: np.ndarray, pte_frames: np.ndarray,
                          original: int = 0, modified: bool = False) -> None:
