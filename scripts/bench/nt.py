@@ -9,8 +9,8 @@ Lines:
 * boot of the default machine (win7-x64, 2 GB, default scenario), next to the bare
   hardware of the same size (a Machine with paging on) -- target: at most 0.5 s;
 * boot with 64 GB of RAM (scenario "none"), in a child process so its peak RSS is its
-  own, next to the same child creating only the bare 64 GB Machine -- targets: at most
-  2 s and 300 MB;
+  own (best of three children), next to the same child creating only the bare 64 GB
+  Machine -- targets: at most 2 s and 300 MB;
 * commit + touch N pages in one process (``kdsim.nt.fault.touch``: each page a
   demand-zero fault), next to touching the same, now valid, pages again (no fault) --
   target: 200 K faults/s; and, for information, single-page accesses each taking its
@@ -77,7 +77,8 @@ def main(argv=None) -> int:
           f"(bare 2 GB Machine {t_bare * 1e3:.2f} ms; ratio {t_boot / t_bare:,.0f}x)   "
           f"{'PASS' if t_boot <= 0.5 else 'MISS'} <= 500 ms")
 
-    big, base = child("boot"), child("bare")
+    big = min((child("boot") for _ in range(3)), key=lambda r: r["seconds"])
+    base = min((child("bare") for _ in range(3)), key=lambda r: r["seconds"])
     print(f"  boot win7-x64 64 GB, no scenario       {big['seconds'] * 1e3:8.1f} ms   "
           f"peak RSS {big['peak_rss'] / 2**20:6.1f} MB   (bare 64 GB Machine "
           f"{base['seconds'] * 1e3:.2f} ms, {base['peak_rss'] / 2**20:.1f} MB)   "
