@@ -337,12 +337,13 @@ class TableBuilder:
         raise ValueError(f"no level {level_number} in {self.mode}")
 
     def map(self, va: int, pa: int, size: int = KB4, flags: int = P | RW,
-            upper: int = P | RW | US) -> None:
+            upper: int = P | RW | US) -> int:
         number = next(lv.number for lv in self.geo.levels if (lv.large or KB4) == size
                       and (size != KB4 or lv.number == 1))
         epa = self._entry_pa(va, number, upper)
         self._write(epa, pa | flags | P | (PS if size != KB4 else 0))
         self.mappings.append((va, pa, size))
+        return epa
 
     def unmap_at(self, va: int, level_number: int, junk: int = 0,
                  upper: int = P | RW | US) -> None:

@@ -147,7 +147,8 @@ def test_counters_count_walks_hits_misses_and_faults(m):
 
 def test_conflicting_entry_evicts_the_stale_one(m):
     pt, leaf = setup_x64(m)
-    other = VA + 2048 * KB4  # same slot of the direct-mapped TLB
+    from kdsim.machine._kdcore import lib
+    other = VA + lib.KD_TLB_ENTRIES * KB4  # the same slot of the direct-mapped TLB
     pt.map(other, 0x400000, KB4, P | RW | US)
     m.translate(VA, probe=False)
     pt.write_entry(leaf, 0x300000 | P | RW | US)
