@@ -86,7 +86,8 @@ def create_address_space(system) -> tuple[Tables, int | None]:
             tables.write(tables.entry(va, depth, create=False), value)
     sm = profile.self_map
     if mode.name == "pae":
-        for i, pd in enumerate(pds):
+        for i in (3, 0, 1, 2):     # PD 3 holds the entries naming all four: it comes first
+            pd = pds[i]
             m.write_physical(pds[3] + 8 * i, struct.pack(fmt, pd | SELF_MAP_ENTRY))
             system.pfn.make_active(pd // PAGE, profile.entry_address(sm.pte_base + i * (1 << 21),
                                                                      "pde"),

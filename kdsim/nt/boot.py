@@ -170,6 +170,7 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
     unmapped = np.flatnonzero(taken & ~active)
     if len(unmapped):
         raise AssertionError(f"boot pages not mapped anywhere: {unmapped[:8]}")
+    pfn.recount_shares(active)
     free = np.concatenate(([False], in_ram & ~active, [False])).astype(np.int8)
     edges = np.flatnonzero(np.diff(free))            # run starts and ends, alternating
     pfn.link_all(ZEROED, list(zip(edges[::2].tolist(), edges[1::2].tolist())))
@@ -208,7 +209,7 @@ def derive_active_pages(system: NtSystem) -> np.ndarray:
         return profile.entry_address(va, names[depth])
 
     def mark(frame: int, pte_va: int, pte_frame: int, original: int = 0):
-        pfn.make_active(frame, pte_va, pte_frame, original)
+        pfn.make_active(frame, pte_va, pte_frame, original, new_reference=False)
         active[frame] = True
 
     in_ram = np.zeros(system.highest_pfn + 1, dtype=bool)
@@ -226,7 +227,8 @@ def derive_active_pages(system: NtSystem) -> np.ndarray:
         ok[ok] &= in_ram[frames[ok].astype(np.int64)]
         frames = frames[ok].astype(np.int64)
         pte_vas = np.uint64(profile.entry_address(va, "pte")) + idx[ok] * np.uint64(kt.esize)
-        pfn.make_active_many(frames, pte_vas, np.full(len(frames), pt_pa >> 12))
+        pfn.make_active_many(frames, pte_vas, np.full(len(frames), pt_pa >> 12),
+                             new_reference=False)
         active[frames] = True
 
     def descend(depth: int, va: int, value: int) -> bool:

@@ -137,7 +137,7 @@ class FaultHandler:
             pfn = pd.pfn
             s.pfn.unlink(pfn)
             s.pfn.make_active(pfn, proto_va, proto_frame, int(s.pfn.e["orig"][pfn]), share=0,
-                              prototype=True)
+                              prototype=True, new_reference=False)
             kind = "prototype (transition)"
         elif pd.kind == "subsection":
             pfn = s.take_page()
@@ -248,7 +248,7 @@ class FaultHandler:
         proc.tables.write(pa, codec.valid(d.pfn, d.protection, owner=True,
                                           dirty=modified or write))
         s.pfn.make_active(d.pfn, s.profile.pte_address(page), pa // PAGE, original,
-                          modified=modified or write)
+                          modified=modified or write, new_reference=False)
         if write:
             self._free_backing(d.pfn)
         proc.ws.insert(page, d.pfn)

@@ -194,6 +194,7 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
                 first = frame & ~(span - 1)
                 for f in range(first, first + span):
                     expect(f, pte_va, epa >> 12, what)
+                    refs[f] += 1
             elif depth == last:
                 refs[frame] += 1
                 if va < profile.address_space.system_range_start:
@@ -222,10 +223,7 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
         walk_space(tables, ep, True)
         proto_ranges |= check_process(ts, r, _SpaceReader(machine, tables.top), ep,
                                       profile, user_leaves[ep], bad)
-    for frame, n in refs.items():
-        if frame <= highest and in_ram[frame] and int(loc[frame]) == ACTIVE and \
-                frame not in table_pages and int(e["u2"][frame]) != n:
-            bad(f"PFN {frame:#x}: ShareCount {int(e['u2'][frame])} but {n} valid PTEs map it")
+    check_share_counts(e, loc, lay, in_ram, refs, table_pages, bad)
 
     check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, proto_ranges, bad)
     check_back_links(machine, profile, r, e, loc, lay, highest, bad)
@@ -377,3 +375,24 @@ def check_process(ts, r, space, ep: int, profile, valid_ptes: int, bad) -> None:
     if entries != valid_ptes:
         bad(f"process {ep:#x}: {entries} working-set entries for {valid_ptes} valid user PTEs")
     return protos
+
+
+def check_share_counts(e, loc, lay, in_ram, refs, table_pages, bad) -> None:
+    """An active page's ShareCount is the valid PTEs that map it (a table page: the one
+    entry above it) plus the pages still named from it -- active, standby or modified
+    pages whose PteFrame it is (MiInitializePfn adds one, MiDecrementShareCount takes
+    it back when such a page is freed)."""
+    from .pfn import MODIFIED, STANDBY
+    n = len(e)
+    named = np.flatnonzero((loc == ACTIVE) | (loc == STANDBY) | (loc == MODIFIED))
+    parents = ((e["u4"][named].astype(np.uint64) >> np.uint64(lay.frame.shift)) &
+               np.uint64(lay.frame.mask)).astype(np.int64)
+    keep = (parents != named) & (parents < n)
+    children = np.bincount(parents[keep], minlength=n)
+    for frame in np.flatnonzero((loc == ACTIVE) & in_ram).tolist():
+        base = refs.get(frame, 0) or (1 if frame in table_pages else 0)
+        want = base + int(children[frame])
+        got = int(e["u2"][frame])
+        if got != want:
+            bad(f"PFN {frame:#x}: ShareCount {got}, expected {want} "
+                f"({base} mapping, {int(children[frame])} named from it)")

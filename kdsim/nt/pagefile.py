@@ -146,7 +146,7 @@ def repurpose(system, count: int) -> int:
         words.set(pte_pa, int(pfn_db.e["orig"][pfn]))
         pfn_db.unlink(pfn)
         pfn_db.e["orig"][pfn] = 0
-        pfn_db.insert(FREE, pfn)
+        pfn_db.release(pfn)
         done += 1
     system.update_counters()
     return done

@@ -106,9 +106,15 @@ class PfnDatabase:
 
     def make_active(self, pfn: int, pte_va: int, pte_frame: int, original_pte: int, *,
                     share: int = 1, reference: int = 1, prototype: bool = False,
-                    modified: bool = False) -> None:
-        """The page now backs the PTE at ``pte_va`` (in page-table page ``pte_frame``)."""
+                    modified: bool = False, new_reference: bool = True) -> None:
+        """The page now backs the PTE at ``pte_va`` (in page-table page ``pte_frame``).
+
+        As MiInitializePfn does, a page newly named by a PTE adds one to the share count
+        of the page holding that PTE (``new_reference``; not for a page coming back from
+        a transition PTE, which never stopped naming it)."""
         lay, rec = self.lay, self.e[pfn]
+        if new_reference and pte_frame != pfn and 0 <= pte_frame < len(self.e):
+            self.e["u2"][pte_frame] += 1
         rec["u1"] = 0                               # WsIndex: set by the working set
         rec["u2"] = share                           # ShareCount
         rec["pte"] = pte_va
@@ -172,6 +178,26 @@ class PfnDatabase:
         u3 = self.lay.location.put(int(rec["u3"]), list_id)
         rec["u3"] = self.lay.reference.put(u3, 0)
         self._set_head(list_id, total + 1, first, last)
+
+    def release(self, pfn: int, list_id: int = FREE) -> None:
+        """The page stops being named by its PTE (MiDecrementShareCount on its PteFrame)
+        and goes to a list of pages nobody needs (free, or zeroed)."""
+        frame = self.get(pfn, self.lay.frame)
+        if frame != pfn and 0 <= frame < len(self.e) and self.location(frame) == ACTIVE \
+                and int(self.e["u2"][frame]):
+            self.e["u2"][frame] -= 1
+        self.insert(list_id, pfn)
+
+    def recount_shares(self, active: np.ndarray) -> None:
+        """Boot: every active page's share count is one (the PTE that maps it, or for a
+        table page the entry above) plus the active pages whose PteFrame it is."""
+        frames = np.flatnonzero(active)
+        parents = (self.e["u4"][frames].astype(np.uint64) >> np.uint64(self.lay.frame.shift)) \
+            & np.uint64(self.lay.frame.mask)
+        parents = parents.astype(np.int64)
+        keep = parents != frames
+        counts = np.bincount(parents[keep], minlength=len(self.e))
+        self.e["u2"][frames] = 1 + counts[frames]
 
     def unlink(self, pfn: int) -> int:
         """Take a page off whichever list it is on; returns that list."""
@@ -257,9 +283,12 @@ class PfnDatabase:
         self._set_head(list_id, total, runs[0][0], runs[-1][1] - 1)
 
     def make_active_many(self, frames: np.ndarray, pte_vas: np.ndarray, pte_frames: np.ndarray,
-                         original: int = 0, modified: bool = False) -> None:
+                         original: int = 0, modified: bool = False,
+                         new_reference: bool = True) -> None:
         """``make_active`` for many pages at once (share and reference 1)."""
         lay, e = self.lay, self.e
+        if new_reference:
+            np.add.at(e["u2"], pte_frames[pte_frames != frames], 1)
         u3 = lay.location.put(0, ACTIVE)
         u3 = lay.reference.put(u3, 1)
         u3 = lay.modified.put(u3, int(modified))

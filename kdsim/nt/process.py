@@ -230,7 +230,6 @@ def terminate(system, proc: Process) -> None:
     """End a process: its private pages go to the free list, transition pages with them,
     its VADs and page tables are freed, its EPROCESS leaves PsActiveProcessHead."""
     from .addrspace import is_shared_kernel_entry
-    from .pfn import FREE
     from .tables import PS
     ts = system.ts
     if system.machine.paging.cr3 == proc.cr3:
@@ -267,8 +266,8 @@ def terminate(system, proc: Process) -> None:
                 t.top + 8 * i, 8), "little") >> 12 & 0xFFFFFF)
     else:
         tables_to_free.append(t.top // PAGE)
-    for frame in tables_to_free:
-        system.pfn.insert(FREE, frame)
+    for frame in reversed(tables_to_free):     # page tables before the tables above them
+        system.pfn.release(frame)
         system.pfn.e["pte"][frame] = 0
     system.vm._charge(proc, -proc.commit)
     system.remove_entry_list(proc.ep + ts.offset_of("_EPROCESS", "ActiveProcessLinks"))

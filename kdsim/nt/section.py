@@ -176,7 +176,6 @@ class Section:
         """The section goes: its resident pages to the free list, its paging-file slots
         back, its control area and segment to the pool."""
         from .pagefile import release_backing
-        from .pfn import FREE
         s, codec, k = self.s, self.s.codec, self.s.kmem
         for i in range(self.pages):
             va = self.proto_va(i)
@@ -187,7 +186,7 @@ class Section:
                 s.pfn.unlink(d.pfn)
                 s.pfn.e["orig"][d.pfn] = 0
                 s.pfn.e["pte"][d.pfn] = 0
-                s.pfn.insert(FREE, d.pfn)
+                s.pfn.release(d.pfn)
             elif d.kind == "pagefile":
                 release_backing(s, d.value)
         s.sections.pop(self.name.lower(), None)

@@ -301,7 +301,6 @@ class NtSystem:
     def release_private_page(self, proc, va: int, pfn: int) -> None:
         """A private page leaves the process for good: off the working set, to the free
         list (its contents are not needed any more)."""
-        from .pfn import FREE
         if va in proc.ws:
             proc.ws.remove(va)
         share = int(self.pfn.e["u2"][pfn]) - 1
@@ -310,7 +309,7 @@ class NtSystem:
             return
         from .pagefile import release_backing
         release_backing(self, int(self.pfn.e["orig"][pfn]))
-        self.pfn.insert(FREE, pfn)
+        self.pfn.release(pfn)
         self.pfn.put(pfn, self.pfn.lay.modified, 0)
         self.pfn.e["pte"][pfn] = 0
         self.pfn.e["orig"][pfn] = 0
@@ -411,7 +410,6 @@ class NtSystem:
     def unmap_page(self, proc, va: int) -> None:
         """Whatever backs ``va`` in a view leaves the process; its PTE becomes zero."""
         from .pagefile import release_backing
-        from .pfn import FREE
         pa = proc.tables.leaf(va)
         if pa is None:
             return
@@ -428,7 +426,7 @@ class NtSystem:
             release_backing(self, int(self.pfn.e["orig"][d.pfn]))
             self.pfn.unlink(d.pfn)
             self.pfn.e["orig"][d.pfn] = 0
-            self.pfn.insert(FREE, d.pfn)
+            self.pfn.release(d.pfn)
         elif d.kind == "pagefile":
             release_backing(self, proc.tables.read(pa))
         proc.tables.write(pa, 0)

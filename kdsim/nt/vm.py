@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from . import protect as pr
 from .pagefile import release_backing
-from .pfn import FREE
 
 PAGE = 0x1000
 GRANULARITY = 0x10000
@@ -255,7 +254,7 @@ class VirtualMemory:
                 release_backing(s, int(s.pfn.e["orig"][d.pfn]))
                 s.pfn.unlink(d.pfn)
                 s.pfn.e["orig"][d.pfn] = 0
-                s.pfn.insert(FREE, d.pfn)
+                s.pfn.release(d.pfn)
             elif d.kind == "pagefile":
                 release_backing(s, pte)
             if pa is not None and (pte or marker):

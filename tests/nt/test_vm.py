@@ -281,3 +281,20 @@ def test_releasing_part_of_a_reservation_shrinks_or_splits_its_vad(sysp):
     assert nt.vm.vad_at(p, BASE + 0x1000).start == BASE + 0x1000
     assert nt.vm.free(p, BASE + 0x2000).status == pr.STATUS_FREE_VM_NOT_AT_BASE
     assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_a_page_tables_share_count_counts_the_pages_it_names(sysp):
+    m, nt, p = sysp
+    nt.vm.allocate(p, 0x4000, BASE)
+    pt = p.tables.leaf(BASE) >> 12                       # the page table under BASE
+    before = int(nt.pfn.e["u2"][pt])
+    for i in range(3):
+        access(nt, p, BASE + i * 0x1000, b"x", "w")
+    assert int(nt.pfn.e["u2"][pt]) == before + 3          # MiInitializePfn, three times
+    nt.trim_page(p, BASE)                                 # transition: still named from it
+    assert int(nt.pfn.e["u2"][pt]) == before + 3
+    nt.vm.free(p, BASE + 0x1000, 0x1000, release=False)   # freed: no longer
+    assert int(nt.pfn.e["u2"][pt]) == before + 2
+    assert check(m.core, nt.profile, nt.symbols) == []
+    nt.pfn.e["u2"][pt] += 1
+    assert any("ShareCount" in x for x in check(m.core, nt.profile, nt.symbols))
