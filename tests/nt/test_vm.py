@@ -286,7 +286,8 @@ def test_releasing_part_of_a_reservation_shrinks_or_splits_its_vad(sysp):
 def test_a_page_tables_share_count_counts_the_pages_it_names(sysp):
     m, nt, p = sysp
     nt.vm.allocate(p, 0x4000, BASE)
-    pt = p.tables.leaf(BASE) >> 12                       # the page table under BASE
+    access(nt, p, BASE + 0x3000, b"x", "w")              # the page table comes to be
+    pt = p.tables.leaf(BASE) >> 12
     before = int(nt.pfn.e["u2"][pt])
     for i in range(3):
         access(nt, p, BASE + i * 0x1000, b"x", "w")
