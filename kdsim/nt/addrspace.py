@@ -62,11 +62,7 @@ def create_address_space(system) -> tuple[Tables, int | None]:
     fmt = "<Q" if mode.pte_size == 8 else "<I"
     pae_top = None
     if mode.name == "pae":
-        va, pa, used = system.pae_tops
-        if used >= PAGE // 32:
-            raise MemoryError("out of PAE page-directory-pointer slots")
-        system.pae_tops[2] = used + 1
-        pae_top, top = va + 32 * used, pa + 32 * used
+        pae_top, top = take_pae_top(system)
         pds = []
         for i in range(4):
             pfn = system.take_page()
@@ -99,6 +95,27 @@ def create_address_space(system) -> tuple[Tables, int | None]:
                                mode.name == "x86" else
                                sm.pxe_base + sm.index * 8, top // PAGE, DEMAND_ZERO_RW)
     return tables, pae_top
+
+
+def take_pae_top(system) -> tuple[int, int]:
+    """A 32-byte PDPT (VA, PA) for a new PAE process: a freed one, else the next slot of a
+    page of them in nonpaged pool (procpae.c keeps such pages), a new page when full."""
+    free = system.pae_free
+    if free:
+        return free.pop()
+    va, pa, used = system.pae_tops
+    if used >= PAGE // 32:
+        va = system.nonpaged_pool.next_page          # a whole pool page of PDPTs
+        pa = system.nonpaged_pool.map_page(va)
+        system.nonpaged_pool.next_page += PAGE
+        used = 0
+    system.pae_tops = [va, pa, used + 1]
+    return va + 32 * used, pa + 32 * used
+
+
+def release_pae_top(system, va: int, pa: int) -> None:
+    system.machine.write_physical(pa, bytes(32))
+    system.pae_free.append((va, pa))
 
 
 def propagate(system, depth: int, va: int, entry_pa: int, value: int) -> None:

@@ -264,6 +264,8 @@ def terminate(system, proc: Process) -> None:
         for i in range(4):
             tables_to_free.append(int.from_bytes(system.machine.read_physical(
                 t.top + 8 * i, 8), "little") >> 12 & 0xFFFFFF)
+        from .addrspace import release_pae_top
+        release_pae_top(system, proc.pae_top, t.top)
     else:
         tables_to_free.append(t.top // PAGE)
     for frame in reversed(tables_to_free):     # page tables before the tables above them

@@ -39,6 +39,7 @@ class NtSystem:
         self.processes: list[int] = []           # EPROCESS VAs, in creation order
         self.clock = SYSTEM_TIME_AT_BOOT
         self.pae_tops = None
+        self.pae_free: list[tuple[int, int]] = []    # PDPTs of ended PAE processes
         self.runs = []
         self.highest_pfn = 0
         self.seed = 0
