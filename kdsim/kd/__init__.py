@@ -1,0 +1,1 @@
+"""The kd engine: WinDbg commands answered from guest memory, through a Target."""
