@@ -4,13 +4,15 @@ __version__ = "0.1.0"
 
 class Booted:
     """A booted emulated machine: its hardware (``core``), its memory manager (``nt``)
-    and, once the kd engine exists, its debugger."""
+    and its debugger (``debugger.execute("? MmHighestUserAddress")``)."""
 
     def __init__(self, nt):
         self.nt = nt
         self.core = nt.machine
         self.target = nt.profile.name
-        self.debugger = None
+        from .kd.session import Debugger
+        from .kd.target import LiveTarget
+        self.debugger = Debugger(LiveTarget(self))
 
     def __repr__(self) -> str:
         return f"<kdsim machine {self.target}, {self.nt.ram_pages() * 4096 >> 20} MB>"

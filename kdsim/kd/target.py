@@ -81,6 +81,11 @@ class Target(ABC):
     def cr3(self) -> int:
         """The CR3 loaded on the current processor."""
 
+    @property
+    @abstractmethod
+    def kernel_base(self) -> int:
+        """Where nt is loaded (what the debugger transport reports, as KernBase)."""
+
 
 class LiveTarget(Target):
     """An emulated machine booted by kdsim."""
@@ -111,6 +116,10 @@ class LiveTarget(Target):
     @property
     def cr3(self) -> int:
         return self._m.cr3
+
+    @property
+    def kernel_base(self) -> int:
+        return self._profile.address_space.kernel_base
 
     def translate(self, va: int, cr3: int | None = None) -> Translation:
         return self._m.translate(va, cr3=cr3 if cr3 is not None else self._m.cr3)

@@ -1,0 +1,2 @@
+"""Command families; importing this package registers them."""
+from . import meta  # noqa: F401
