@@ -28,6 +28,8 @@ class Debugger:
         self.debug = debug
         self.pseudo = {f"$t{i}": 0 for i in range(20)}
         self.radix = 16
+        self.next_display = 0         # where a d* command without a range continues
+        self.context_cr3 = None       # the process context (None: the loaded CR3)
 
     # -- expressions ----------------------------------------------------------------------
 
@@ -37,13 +39,43 @@ class Debugger:
                          self.radix)
 
     def resolve(self, name: str) -> int | None:
-        module, _, symbol = name.rpartition("!")
+        """A symbol's address: ``module!symbol``, a bare symbol of nt, or a module name
+        (its base).  Module bases come from PsLoadedModuleList, read from memory."""
+        module, bang, symbol = name.rpartition("!")
+        if not bang:
+            base = self.modules().get(name.lower())
+            if base is not None:
+                return base[0]
         module = module.lower() or "nt"
-        if module not in ("nt", "nt!"):
+        bases = self.modules()
+        if module not in bases:
             return None
-        table = {k.lower(): v for k, v in self.target.symbols("nt").items()}
+        table = {k.lower(): v for k, v in self.target.symbols(module).items()}
         rva = table.get(symbol.lower())
-        return None if rva is None else self.target.kernel_base + rva
+        return None if rva is None else bases[module][0] + rva
+
+    def modules(self) -> dict[str, tuple[int, int]]:
+        """Loaded kernel modules by debugger name -> (base, size), walking
+        PsLoadedModuleList in guest memory (the kernel image is always "nt")."""
+        t, ts = self.target, self.target.types
+        head = t.kernel_base + t.symbols("nt")["PsLoadedModuleList"]
+        ptr = t.pointer_size
+        out: dict[str, tuple[int, int]] = {}
+        cur = self._read_int(head, ptr)
+        f_base = ts.field("_LDR_DATA_TABLE_ENTRY", "DllBase")
+        f_size = ts.field("_LDR_DATA_TABLE_ENTRY", "SizeOfImage")
+        f_len = ts.field("_LDR_DATA_TABLE_ENTRY", "BaseDllName.Length")
+        f_buf = ts.field("_LDR_DATA_TABLE_ENTRY", "BaseDllName.Buffer")
+        first = True
+        while cur is not None and cur != head and len(out) < 1024:
+            entry = _Mem(self)
+            base, size = f_base.read(entry, cur), f_size.read(entry, cur)
+            raw = t.read_virtual(f_buf.read(entry, cur), f_len.read(entry, cur)).data
+            name = raw.decode("utf-16-le", "replace").rsplit(".", 1)[0].lower()
+            out["nt" if first else name] = (base, size)
+            first = False
+            cur = self._read_int(cur, ptr)
+        return out
 
     def _read_int(self, addr: int, size: int) -> int | None:
         r = self.target.read_virtual(addr, size)
@@ -71,13 +103,13 @@ class Debugger:
         body = text.strip()
         cmd, length = REGISTRY.match(body)
         if cmd is None:
-            return self._caret(offset + lead, "Syntax", body)
+            return self.caret(offset + lead, "Syntax", body)
         args_at = lead + length
         try:
             return cmd.handler(self, text[args_at:], offset + args_at)
         except ExprError as e:
             if e.kind == "syntax":
-                return self._caret(offset + args_at + e.pos, "Syntax", body)
+                return self.caret(offset + args_at + e.pos, "Syntax", body)
             return e.message + "\n"
         except CommandError as e:
             return e.text
@@ -86,7 +118,7 @@ class Debugger:
                 return traceback.format_exc()
             return f"kdsim internal error: {type(e).__name__}: {e}\n"
 
-    def _caret(self, column: int, kind: str, command: str) -> str:
+    def caret(self, column: int, kind: str, command: str) -> str:
         return " " * (len(self.prompt) + column) + f"^ {kind} error in '{command}'\n"
 
     def expression(self, args: str, offset: int) -> int:
@@ -111,3 +143,16 @@ def split_commands(line: str):
             start = i + 1
         i += 1
     yield start, line[start:]
+
+
+class _Mem:
+    """The target's virtual memory as the type layer's memory interface."""
+
+    def __init__(self, session):
+        self.s = session
+
+    def read(self, addr: int, n: int) -> bytes:
+        r = self.s.target.read_virtual(addr, n, cr3=self.s.context_cr3)
+        if not r.complete:
+            raise ExprError("memory", 0, "")
+        return r.data
