@@ -1,0 +1,96 @@
+"""``!pte``: the paging entries of a virtual address, read through the self-map in the
+current address space (windbg-formats.md §5), so what it shows is what ``dq``/``dd`` read
+at the same addresses."""
+from __future__ import annotations
+
+from kdsim.nt.protect import pte_protect_name
+from kdsim.nt.pte import PteCodec
+
+from ..registry import REGISTRY
+
+# x64: PXE PPE PDE PTE (column width 27); PAE: PDE PTE (27); x86: PDE PTE (24).
+LAYOUT = {"x64": (("pxe", "PXE"), ("ppe", "PPE"), ("pde", "PDE"), ("pte", "PTE")),
+          "pae": (("pde", "PDE"), ("pte", "PTE")), "x86": (("pde", "PDE"), ("pte", "PTE"))}
+WIDTH = {"x64": 27, "pae": 27, "x86": 24}
+VA_INDENT = {"x64": 43, "pae": 20, "x86": 17}
+
+
+def flags(value: int, has_nx: bool) -> str:
+    """The 11-character flag string: C G L D A N T U/K W/R E V."""
+    writable = value & 0x2 or value & 0x800   # MP kernels keep "writable" in bit 11 too
+    return "".join((
+        "C" if value & 0x200 else "-", "G" if value & 0x100 else "-",
+        "L" if value & 0x80 else "-", "D" if value & 0x40 else "-",
+        "A" if value & 0x20 else "-", "N" if value & 0x10 else "-",
+        "T" if value & 0x08 else "-", "U" if value & 0x04 else "K",
+        "W" if writable else "R",
+        "-" if has_nx and value >> 63 else "E", "V"))
+
+
+def explain(codec: PteCodec, value: int, ptr: int) -> list[str]:
+    """The lines under ``not valid`` for a non-valid entry."""
+    d = codec.decode(value)
+    protect = (lambda p: f"Protect: {p:x} - {pte_protect_name(p)}")
+    if d.kind == "zero":
+        return []
+    if d.kind == "transition":
+        return [f"Transition: {d.pfn:x}", protect(d.protection)]
+    if d.kind == "prototype":
+        return [f"Proto: {d.proto_address:0{2 * ptr}X}"]
+    if d.kind == "vad_prototype":
+        return ["Proto: VAD", protect(d.protection)]
+    if not d.protection:
+        return ["Page has been freed"]
+    if d.kind == "demand_zero":
+        return ["DemandZero", protect(d.protection)]
+    if d.kind == "pagefile":
+        return [f"PageFile:  {d.page_file_low:x}", f"Offset: {d.page_file_high:x}",
+                protect(d.protection)]
+    return []
+
+
+@REGISTRY.command("!pte", syntax="!pte VirtualAddress | PteAddress",
+                  summary="display the page-table entries of an address")
+def pte(session, args: str, offset: int) -> str:
+    t = session.target
+    prof = t.profile
+    mode = prof.paging.name
+    ptr = prof.pointer_size
+    start = len(args) - len(args.lstrip())
+    va = session.evaluator().evaluate(args[start:]) & (0xFFFFFFFF if ptr == 4 else (1 << 64) - 1)
+    sm = prof.self_map
+    top = prof.paging.table_top(sm.pte_base, "pte")
+    if sm.pte_base <= va <= top:               # the address of a PTE: show what it maps
+        va = prof.va_mapped_by(va, "pte")
+    codec = PteCodec(prof)
+    width, size = WIDTH[mode], prof.pte_size
+    digits = 16 if ptr == 8 else 8
+    cols_at, cols_val, cols_pfn = [], [], []
+    notes, note_col = [], 0
+    levels = LAYOUT[mode]
+    large_pfn = None
+    for i, (level, label) in enumerate(levels):
+        addr = prof.entry_address(va, level)
+        read = t.read_virtual(addr, size, cr3=session.context_cr3)
+        value = int.from_bytes(read.data, "little")
+        cols_at.append(f"{label} at {addr & ((1 << 8 * ptr) - 1):0{digits}X}")
+        cols_val.append(f"contains {value:0{2 * size}X}")
+        if large_pfn is not None:
+            cols_pfn.append(f"LARGE PAGE pfn {large_pfn:x}")
+            break
+        if not read.complete or not value & 1:
+            cols_pfn.append("not valid")
+            notes, note_col = (explain(codec, value, ptr) if read.complete else []), i
+            break
+        pfn = (value & (0x000FFFFFFFFFF000 if size == 8 else 0xFFFFF000)) >> 12
+        pfn_text = f"pfn {pfn:<10x}" if size == 8 else f"pfn {pfn:<6x}"
+        cols_pfn.append(pfn_text + flags(value, size == 8))
+        if value & 0x80 and level != "pte" and i == len(levels) - 2:
+            span = 1 << (prof.paging.shift(level) - 12)
+            large_pfn = pfn + ((va >> 12) & (span - 1))
+    lines = [" " * VA_INDENT[mode] + f"VA {va:0{digits}x}"]
+    for row in (cols_at, cols_val, cols_pfn):
+        lines.append("".join(f"{c:<{width}}" for c in row[:-1]) + row[-1])
+    indent = " " * (width * note_col + 1)
+    lines += [indent + n for n in notes]
+    return "\n".join(lines) + "\n"
