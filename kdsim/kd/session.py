@@ -28,7 +28,7 @@ class Debugger:
         self.debug = debug
         self.pseudo = {f"$t{i}": 0 for i in range(20)}
         self.radix = 16
-        self.next_display = 0         # where a d* command without a range continues
+        self.next_display = {}        # where d* and !d* without a range continue
         self.context_cr3 = None       # the process context (None: the loaded CR3)
 
     # -- expressions ----------------------------------------------------------------------

@@ -54,7 +54,8 @@ class _RangeError(Exception):
         self.pos = pos
 
 
-def display(session, name: str, args: str, offset: int) -> str:
+def display(session, name: str, args: str, offset: int, physical: bool = False) -> str:
+    """One d* command (``physical``: its !d* twin, which reads physical memory)."""
     t = session.target
     unit, per_line, ascii_col = FORMATS[name]
     if unit == "ptr":
@@ -63,17 +64,28 @@ def display(session, name: str, args: str, offset: int) -> str:
     try:
         rng = parse_range(session, args, unit, DEFAULT_BYTES // unit)
     except _RangeError as e:
-        raise CommandError(session.caret(offset + e.pos, "Range", name + args.rstrip()))
+        cmd = ("!" if physical else "") + name
+        raise CommandError(session.caret(offset + e.pos, "Range", cmd + args.rstrip()))
+    key = "physical" if physical else "virtual"
     if rng is None:
-        start, count = session.next_display, DEFAULT_BYTES // unit
+        start, count = session.next_display.get(key, 0), DEFAULT_BYTES // unit
     else:
         start, count = rng
-    mask = 0xFFFFFFFF if t.pointer_size == 4 else (1 << 64) - 1
+    mask = (1 << 64) - 1 if physical or t.pointer_size == 8 else 0xFFFFFFFF
     start &= mask
-    data = t.read_virtual(start, count * unit, cr3=session.context_cr3)
+    if physical:
+        data = t.read_physical(start, count * unit)
+        good = data.readable_prefix // (per_line * unit) * per_line
+        if good < count and not data.complete:
+            count_shown = good
+        else:
+            count_shown = count
+    else:
+        data = t.read_virtual(start, count * unit, cr3=session.context_cr3)
+        count_shown = count
     lines = []
-    for first in range(0, count, per_line):
-        n = min(per_line, count - first)
+    for first in range(0, count_shown, per_line):
+        n = min(per_line, count_shown - first)
         cells = []
         for k in range(first, first + n):
             lo = k * unit
@@ -90,25 +102,76 @@ def display(session, name: str, args: str, offset: int) -> str:
         else:
             hexpart = " ".join(cells)
             width = per_line * (2 * unit + (1 if unit == 8 else 0) + 1) - 1
-        line = f"{pointer(start + first * unit, t.pointer_size)}  {hexpart}"
+        if physical:      # "#" and the address right-justified in 8 columns, one space
+            line = f"#{start + first * unit:8x} {hexpart}"
+        else:
+            line = f"{pointer(start + first * unit, t.pointer_size)}  {hexpart}"
         if ascii_col:
             raw = data.data[first * unit:(first + n) * unit]
             ok = data.readable[first * unit:(first + n) * unit]
             chars = "".join((chr(b) if 0x20 <= b <= 0x7E else ".") if r else "?"
                             for b, r in zip(raw, ok))
-            line = f"{line:<{len(line) + width - len(hexpart)}}  {chars}"
+            gap = " " if physical else "  "
+            line = f"{line:<{len(line) + width - len(hexpart)}}{gap}{chars}"
         lines.append(line + "\n")
-    session.next_display = (start + count * unit) & mask
+    if count_shown < count:
+        failed = start + data.readable_prefix
+        lines.append(f"Physical memory read at {failed:x} failed\n")
+    session.next_display[key] = (start + count * unit) & mask
     return "".join(lines)
 
 
 def _register(name: str, unit_text: str) -> None:
     def handler(session, args, offset, _name=name):
         return display(session, _name, args, offset)
+
+    def physical(session, args, offset, _name=name):
+        return display(session, _name, args, offset, physical=True)
     REGISTRY.add(Command((name,), f"{name} [Range]", f"display memory as {unit_text}", handler))
+    REGISTRY.add(Command(("!" + name,), f"!{name} [PhysicalAddress] [L Count]",
+                         f"display physical memory as {unit_text}", physical))
 
 
 for _name, _what in (("db", "bytes and ASCII"), ("dw", "words"), ("dd", "double words"),
                      ("dq", "quad words"), ("dc", "double words and ASCII"),
                      ("dp", "pointer-sized values")):
     _register(_name, _what)
+
+
+ENTER = {"eb": 1, "ew": 2, "ed": 4, "eq": 8, "ep": "ptr"}
+
+
+def enter(session, name: str, args: str, offset: int) -> str:
+    """e*: write values at an address the way a debugger does (no faults, no A/D bits),
+    into the address space the current process context sees.  Prints nothing."""
+    t = session.target
+    unit = t.pointer_size if ENTER[name] == "ptr" else ENTER[name]
+    ev = session.evaluator()
+    text = args.rstrip()
+    i = len(text) - len(text.lstrip())
+    addr, i = ev.parse(text, i)
+    addr_text = text[len(text) - len(text.lstrip()):i]
+    values = []
+    while True:
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        if i >= len(text):
+            break
+        if name == "eb" and text[i] == "'" and i + 2 < len(text) and text[i + 2] == "'":
+            values.append(ord(text[i + 1]))
+            i += 3
+            continue
+        value, i = ev.parse(text, i)
+        values.append(value)
+    if not values:
+        raise ExprError("syntax", len(text))
+    mask = 0xFFFFFFFF if t.pointer_size == 4 else (1 << 64) - 1
+    data = b"".join((v & ((1 << 8 * unit) - 1)).to_bytes(unit, "little") for v in values)
+    if t.write_virtual(addr & mask, data, cr3=session.context_cr3) < len(data):
+        raise CommandError(f"Memory access error at '{addr_text}'\n")
+    return ""
+
+
+for _name in ENTER:
+    REGISTRY.add(Command((_name,), f"{_name} Address Values", "enter values into memory",
+                         lambda s, a, o, _n=_name: enter(s, _n, a, o)))
