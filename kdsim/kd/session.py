@@ -30,6 +30,7 @@ class Debugger:
         self.radix = 16
         self.next_display = {}        # where d* and !d* without a range continue
         self.context_cr3 = None       # the process context (None: the loaded CR3)
+        self.implicit_process = None  # the EPROCESS set by .process
 
     # -- expressions ----------------------------------------------------------------------
 
@@ -84,6 +85,9 @@ class Debugger:
     def _register(self, name: str) -> int | None:
         if name in self.pseudo:
             return self.pseudo[name]
+        if name == "$proc":
+            from .commands.process import current_process
+            return self.implicit_process or current_process(self)
         return {"cr3": self.target.cr3, "$ptrsize": self.target.pointer_size,
                 "$pagesize": 0x1000}.get(name)
 

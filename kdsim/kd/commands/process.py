@@ -1,0 +1,93 @@
+""".process and r: the implicit process (whose address space user addresses are read in)
+and registers (windbg-formats.md §9.4, §14).  Processes are found by walking
+PsActiveProcessHead in guest memory."""
+from __future__ import annotations
+
+from ..expr import ExprError
+from ..fmt import pointer
+from ..registry import REGISTRY
+from ..session import CommandError
+
+
+def process_list(session) -> list[int]:
+    """EPROCESS addresses on PsActiveProcessHead, in list order (read from memory)."""
+    t, ts = session.target, session.target.types
+    head = t.kernel_base + t.symbols("nt")["PsActiveProcessHead"]
+    links = ts.offset_of("_EPROCESS", "ActiveProcessLinks")
+    out, cur = [], session._read_int(head, t.pointer_size)
+    while cur is not None and cur != head and len(out) < 65536:
+        out.append(cur - links)
+        cur = session._read_int(cur, t.pointer_size)
+    return out
+
+
+def directory_table_base(session, eprocess: int) -> int | None:
+    ts = session.target.types
+    path = "Pcb.DirectoryTableBase[0]" if ts.field("_EPROCESS", "Pcb.DirectoryTableBase").count \
+        else "Pcb.DirectoryTableBase"
+    f = ts.field("_EPROCESS", path)
+    return session._read_int(eprocess + f.offset, f.size)
+
+
+def current_process(session) -> int:
+    """The process whose address space the CPU has loaded (System if none matches)."""
+    procs = process_list(session)
+    cr3 = session.target.cr3
+    for ep in procs:
+        if directory_table_base(session, ep) == cr3:
+            return ep
+    return procs[0] if procs else 0
+
+
+@REGISTRY.command(".process", syntax=".process [/p [/r]] [/i] [Process]",
+                  summary="set the implicit process (the address space user addresses use)",
+                  help="/i behaves as /p in kdsim: the context switches at once.")
+def dot_process(session, args: str, offset: int) -> str:
+    t = session.target
+    words = args.split()
+    switches = {w.lower() for w in words if w.startswith("/")}
+    rest = " ".join(w for w in words if not w.startswith("/"))
+    if not rest:
+        ep = session.implicit_process or current_process(session)
+        return f"Implicit process is now {pointer(ep, t.pointer_size)}\n"
+    ep = session.evaluator().evaluate(rest) & (0xFFFFFFFF if t.pointer_size == 4 else
+                                               (1 << 64) - 1)
+    if ep == 0:
+        session.implicit_process, session.context_cr3 = None, None
+        return f"Implicit process is now {pointer(current_process(session), t.pointer_size)}\n"
+    dtb = directory_table_base(session, ep)
+    if dtb is None:
+        raise CommandError(f"Memory access error at '{rest}'\n")
+    session.implicit_process, session.context_cr3 = ep, dtb
+    out = [f"Implicit process is now {pointer(ep, t.pointer_size)}"]
+    if "/p" in switches or "/i" in switches:
+        out.append(".cache forcedecodeuser done")
+        if "/i" in switches:
+            out.append("kdsim: .process /i switches the context at once, as /p does")
+    else:
+        out.append("WARNING: .cache forcedecodeuser is not enabled")
+    if "/r" in switches:
+        out.append("Loading User Symbols")
+    return "\n".join(out) + "\n"
+
+
+@REGISTRY.command("r", syntax="r [Register[=Value]]",
+                  summary="show or set a register (cr3, $t0-$t19)")
+def register(session, args: str, offset: int) -> str:
+    t = session.target
+    text = args.strip()
+    if not text:
+        raise CommandError("kdsim: r needs a register name (cr3, $t0-$t19)\n")
+    name, eq, value = text.partition("=")
+    name = name.strip().lstrip("@").lower()
+    if eq:
+        if name not in session.pseudo:
+            raise ExprError("register", 0)
+        start = args.index("=") + 1
+        session.pseudo[name] = session.evaluator().evaluate(args[start:].strip())
+        return ""
+    if name == "cr3":
+        return f"cr3={t.cr3:0{2 * t.pointer_size}x}\n"
+    if name in session.pseudo:
+        return f"{name}={session.pseudo[name]:0{2 * t.pointer_size}x}\n"
+    raise ExprError("register", 0)
