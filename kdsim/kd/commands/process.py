@@ -91,3 +91,61 @@ def register(session, args: str, offset: int) -> str:
     if name in session.pseudo:
         return f"{name}={session.pseudo[name]:0{2 * t.pointer_size}x}\n"
     raise ExprError("register", 0)
+
+
+def _field(session, ep: int, path: str) -> int | None:
+    f = session.target.types.field("_EPROCESS", path)
+    return session._read_int(ep + f.offset, f.size)
+
+
+def _process_block(session, ep: int) -> list[str]:
+    """The flags-0 lines of one process (x64 puts PROCESS on a line of its own)."""
+    t = session.target
+    ptr = t.pointer_size
+    name_f = t.types.field("_EPROCESS", "ImageFileName")
+    raw = t.read_virtual(ep + name_f.offset, name_f.size, cr3=session.context_cr3).data
+    name = raw.split(b"\0")[0].decode("ascii", "replace")
+    session_ptr = _field(session, ep, "Session") or 0
+    session_text = "none" if not session_ptr else "0"
+    pid = _field(session, ep, "UniqueProcessId") or 0
+    ppid = _field(session, ep, "InheritedFromUniqueProcessId") or 0
+    peb = _field(session, ep, "Peb") or 0
+    dirbase = directory_table_base(session, ep) or 0
+    table = _field(session, ep, "ObjectTable") or 0
+    ident = f"SessionId: {session_text}  Cid: {pid:04x}    Peb: {peb:08x}  ParentCid: {ppid:04x}"
+    lines = [f"PROCESS {ep:016x}", f"    {ident}"] if ptr == 8 else \
+        [f"PROCESS {ep:08x}  {ident}"]
+    lines.append(f"    DirBase: {dirbase:08x}  ObjectTable: {table:0{2 * ptr}x}  "
+                 f"HandleCount: {0:3d}.")
+    lines.append(f"    Image: {name}")
+    return lines
+
+
+@REGISTRY.command("!process", syntax="!process [Process [Flags]] | 0 Flags [ImageName]",
+                  summary="display processes",
+                  help="kdsim shows the flags-0 lines for any flags so far.")
+def bang_process(session, args: str, offset: int) -> str:
+    words = args.split()
+    ev = session.evaluator()
+    target = ev.evaluate(words[0]) if words else None
+    image = words[2].lower() if len(words) > 2 else None
+    procs = process_list(session)
+    if target in (None, 0xFFFFFFFFFFFFFFFF) and not (words and target == 0):
+        chosen, listing = [session.implicit_process or current_process(session)], False
+    elif target == 0:
+        chosen, listing = procs, True
+    else:
+        pid_match = [ep for ep in procs if _field(session, ep, "UniqueProcessId") == target]
+        chosen, listing = (pid_match or [target & ((1 << 8 * session.target.pointer_size) - 1)],
+                           False)
+    if image:
+        f = session.target.types.field("_EPROCESS", "ImageFileName")
+        chosen = [ep for ep in chosen if session.target.read_virtual(
+            ep + f.offset, f.size).data.split(b"\0")[0].decode("ascii", "replace").lower()
+            == image]
+    out = ["**** NT ACTIVE PROCESS DUMP ****"] if listing else []
+    for ep in chosen:
+        out += _process_block(session, ep)
+        if listing:
+            out.append("")
+    return "\n".join(out) + "\n"
