@@ -25,7 +25,8 @@ def test_process_0_0_on_the_workshop_machine(wrk):
 def test_process_by_image_name_address_and_pid(wrk):
     d = wrk.debugger
     by_name = d.execute("!process 0 0 memoryalloc.exe")
-    assert by_name.count("PROCESS ") == 1 and "Image: MemoryAlloc.exe" in by_name
+    assert sum(line.startswith("PROCESS ") for line in by_name.splitlines()) == 1
+    assert "Image: MemoryAlloc.exe" in by_name
     single = "PROCESS fb000490  SessionId: none  Cid: 0100    Peb: 7ffdf000  ParentCid: 0004\n" \
         "    DirBase: 00005000  ObjectTable: 00000000  HandleCount:   0.\n" \
         "    Image: MemoryAlloc.exe\n"
