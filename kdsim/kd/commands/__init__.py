@@ -1,2 +1,2 @@
 """Command families; importing this package registers them."""
-from . import memory, meta, process, pte  # noqa: F401
+from . import memory, meta, process, pte, vtop  # noqa: F401

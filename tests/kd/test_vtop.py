@@ -1,0 +1,51 @@
+"""!vtop: the walk under a directory base as the VtoP routines print it, agreeing with !pte
+and with the physical display of the page."""
+import pytest
+
+import kdsim
+
+
+@pytest.fixture(scope="module", params=["win7-x64", "win7-x86pae", "win7-x86"])
+def m(request):
+    return kdsim.boot(request.param)
+
+
+EXPECTED = {
+    "win7-x64": ("Amd64VtoP: Virt 0000000000210000, pagedir 0000000000131000\n"
+                 "Amd64VtoP: PML4E 0000000000131000\n"
+                 "Amd64VtoP: PDPE 0000000000137000\n"
+                 "Amd64VtoP: PDE 000000000013a008\n"
+                 "Amd64VtoP: PTE 000000000014c080\n"
+                 "Amd64VtoP: Mapped phys 000000000014b000\n"
+                 "Virtual address 210000 translates to physical address 14b000.\n"),
+    "win7-x86pae": ("X86VtoP: Virt 0000000000210000, pagedir 0000000003000140\n"
+                    "X86VtoP: PAE PDPE 0000000003000140 - 000000000008b001\n"
+                    "X86VtoP: PAE PDE 000000000008b008 - 0000000000100867\n"
+                    "X86VtoP: PAE PTE 0000000000100080 - 800000000009e867\n"
+                    "X86VtoP: PAE Mapped phys 000000000009e000\n"
+                    "Virtual address 210000 translates to physical address 9e000.\n"),
+    "win7-x86": ("X86VtoP: Virt 00210000, pagedir 00070000\n"
+                 "X86VtoP: PDE 00070000 - 00074867\n"
+                 "X86VtoP: PTE 00074840 - 00080867\n"
+                 "X86VtoP: Mapped phys 00080000\n"
+                 "Virtual address 210000 translates to physical address 80000.\n"),
+}
+
+
+def test_vtop_of_notepads_buffer(m):
+    notepad = m.nt.scenario["processes"]["notepad"]
+    buf = m.nt.scenario["names"]["np_buf"]
+    assert m.debugger.execute(f"!vtop {notepad.cr3:x} {buf:x}") == EXPECTED[m.target]
+    pa = int(EXPECTED[m.target].split()[-1].rstrip("."), 16)
+    assert m.debugger.execute(f"!db {pa:x} L5").rstrip().endswith("Hello")
+
+
+def test_vtop_0_uses_the_implicit_process_and_reports_a_zero_pte(m):
+    d = m.debugger
+    notepad = m.nt.scenario["processes"]["notepad"]
+    buf = m.nt.scenario["names"]["np_buf"]
+    d.execute(f".process /p {notepad.ep:x}")
+    out = d.execute(f"!vtop 0 {buf + 0xc000:x}").splitlines()
+    assert out[-2].endswith("zero PTE")
+    assert out[-1] == f"Virtual address {buf + 0xc000:x} translation fails, error 0xD0000147."
+    d.execute(".process 0")
