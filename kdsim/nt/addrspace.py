@@ -10,10 +10,9 @@ from __future__ import annotations
 import struct
 
 from .system import DEMAND_ZERO_RW
-from .tables import A, D, KERNEL_TABLE, P, RW, USER_TABLE, WRITE, Tables
+from .tables import KERNEL_TABLE, P, SELF_MAP_ENTRY, USER_TABLE, WRITE, Tables
 
 PAGE = 0x1000
-SELF_MAP_ENTRY = P | RW | A | D
 
 
 def _private_ranges(profile):

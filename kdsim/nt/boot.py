@@ -22,13 +22,12 @@ from .physmem import address_space_size, ram_runs
 from .pool import NONPAGED_POOL, PAGED_POOL, Pool
 from .profiles import get_profile
 from .system import NtSystem
-from .tables import (A, D, ENTRY_LEVELS, G, KERNEL_TABLE, NX, P, PS, RW, USER_TABLE, WRITE,
-                     Tables, is_self_map_entry)
+from .tables import (A, D, ENTRY_LEVELS, G, KERNEL_TABLE, NX, P, PS, RW, SELF_MAP_ENTRY,
+                     USER_TABLE, WRITE, Tables, is_self_map_entry)
 from .types import TypeSystem
 
 PAGE = 0x1000
 MIN_RAM = 256 << 20
-SELF_MAP_ENTRY = P | RW | A | D     # kdsim choice: the self-map entry without the Write bit
 KERNEL_RW = P | RW | A | D | G | WRITE   # a dirty, writable, global kernel page (MP: 0x963)
 LARGE_PAGE = {"x64": (1 << 21, 2), "pae": (1 << 21, 1), "x86": (1 << 22, 0)}
 PAE_TOPS_PER_PAGE = PAGE // 32

@@ -55,11 +55,14 @@ class WindowMemory:
 
 
 class KernelMemory:
-    """Kernel virtual memory through the page tables of whatever CR3 is loaded: the
-    kernel half is the same in every address space."""
+    """Kernel virtual memory through the page tables of whatever CR3 is loaded (the
+    kernel half is the same in every address space), or -- with ``cr3`` -- as one
+    address space's tables map it, the kernel attached to that process (a debugger's
+    ``.process /p``: probes under that CR3, no CR3 load)."""
 
-    def __init__(self, machine: Machine):
+    def __init__(self, machine: Machine, cr3: int | None = None):
         self.m = machine
+        self.cr3 = cr3
         self._pages: dict[int, int] = {}
 
     def forget(self, va: int, size: int = PAGE) -> None:
@@ -71,7 +74,7 @@ class KernelMemory:
         page = va & ~(PAGE - 1)
         pa = self._pages.get(page)
         if pa is None:
-            t = self.m.translate(page)
+            t = self.m.translate(page, cr3=self.cr3)
             if not t.ok:
                 raise VirtualMemoryError(t.status, va, t)
             pa = self._pages[page] = t.pa

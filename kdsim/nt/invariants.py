@@ -12,31 +12,13 @@ import struct
 
 import numpy as np
 
+from .guest import KernelMemory
 from .pfn import ACTIVE, AVAILABLE_LISTS, LIST_NAMES, PfnLayout
 from .tables import ENTRY_LEVELS, PS, Tables, is_self_map_entry
 from .types import TypeSystem
 
 PAGE = 0x1000
 MAX_PROBLEMS = 50
-
-
-class _SpaceReader:
-    """Reads virtual memory as one address space's tables map it (a debugger's
-    ``.process /p``): probes under that CR3, no CR3 load."""
-
-    def __init__(self, machine, cr3: int):
-        self.m, self.cr3 = machine, cr3
-
-    def read(self, va: int, n: int) -> bytes:
-        out = bytearray()
-        while n:
-            chunk = min(n, PAGE - (va & (PAGE - 1)))
-            t = self.m.translate(va, cr3=self.cr3)
-            if not t.ok:
-                raise ValueError(f"{va:#x} is not mapped in the address space {self.cr3:#x}")
-            out += self.m.read_physical(t.pa, chunk)
-            va, n = va + chunk, n - chunk
-        return bytes(out)
 
 
 class _Reader:
@@ -221,7 +203,7 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
     for ep in processes[1:]:
         tables = Tables(machine, mode, f_dtb.read(r, ep), None, None)
         walk_space(tables, ep, True)
-        proto_ranges |= check_process(ts, r, _SpaceReader(machine, tables.top), ep,
+        proto_ranges |= check_process(ts, r, KernelMemory(machine, tables.top), ep,
                                       profile, user_leaves[ep], bad)
     check_share_counts(e, loc, lay, in_ram, refs, table_pages, bad)
 

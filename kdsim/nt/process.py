@@ -8,6 +8,7 @@ offsets, so ``dt`` shows the whole structure.
 from __future__ import annotations
 
 from .avl import AvlTable
+from .guest import KernelMemory
 from .pool import PROTECTED_TAG, tag_value
 
 PROCESS_OBJECT = 3                 # _DISPATCHER_HEADER.Type of a process (ProcessObject)
@@ -61,54 +62,17 @@ def create_eprocess(system, image_name: str, pid: int, parent_pid: int, cr3: int
     return ep
 
 
-
 def _is_array(ts, path: str) -> bool:
     return ts.field("_EPROCESS", path).count > 0
-
-
-class ProcessMemory:
-    """Virtual memory as a process's page tables map it (the kernel attached to the
-    process): a Python walk of its tables, with no TLB or A/D side effects.  Only valid
-    PTEs translate."""
-
-    def __init__(self, system, tables):
-        self.system, self.tables = system, tables
-        self._pages: dict[int, int] = {}    # hyperspace pages stay mapped until the end
-
-    def _pa(self, va: int) -> int:
-        page = va & ~0xFFF
-        pa = self._pages.get(page)
-        if pa is None:
-            t = self.system.machine.translate(page, cr3=self.tables.top)
-            if not t.ok:
-                raise KeyError(f"{va:#x} is not mapped")
-            pa = self._pages[page] = t.pa
-        return pa | (va & 0xFFF)
-
-    def read(self, va: int, n: int) -> bytes:
-        out = bytearray()
-        while n:
-            chunk = min(n, 0x1000 - (va & 0xFFF))
-            out += self.system.machine.read_physical(self._pa(va), chunk)
-            va, n = va + chunk, n - chunk
-        return bytes(out)
-
-    def write(self, va: int, data) -> None:
-        data = bytes(data)
-        while data:
-            chunk = min(len(data), 0x1000 - (va & 0xFFF))
-            self.system.machine.write_physical(self._pa(va), data[:chunk])
-            va, data = va + chunk, data[chunk:]
 
 
 class Process:
     """A handle on one process: its EPROCESS, page tables, working set and VAD table."""
 
     def __init__(self, system, ep: int, pid: int, name: str, tables, pae_top):
-        from .avl import AvlTable
         self.system, self.ep, self.pid, self.name = system, ep, pid, name
         self.tables, self.pae_top = tables, pae_top
-        self.kmem = ProcessMemory(system, tables)
+        self.kmem = KernelMemory(system.machine, tables.top)  # hyperspace stays mapped
         self.vads = AvlTable(system.ts, system.kmem, ep + system.ts.offset_of("_EPROCESS",
                                                                              "VadRoot"))
         self.ws = None

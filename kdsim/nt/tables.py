@@ -22,6 +22,8 @@ NX = 1 << 63
 # A table entry: present, writable, accessed and dirty (as MiMakeValid... leaves it).
 KERNEL_TABLE = P | RW | A | D
 USER_TABLE = P | RW | US | A | D
+# kdsim choice: the self-map entry without the software Write bit.
+SELF_MAP_ENTRY = P | RW | A | D
 
 
 class Tables:
