@@ -43,12 +43,10 @@ class Debugger:
         """A symbol's address: ``module!symbol``, a bare symbol of nt, or a module name
         (its base).  Module bases come from PsLoadedModuleList, read from memory."""
         module, bang, symbol = name.rpartition("!")
-        if not bang:
-            base = self.modules().get(name.lower())
-            if base is not None:
-                return base[0]
-        module = module.lower() or "nt"
         bases = self.modules()
+        if not bang and name.lower() in bases:
+            return bases[name.lower()][0]
+        module = module.lower() or "nt"
         if module not in bases:
             return None
         table = {k.lower(): v for k, v in self.target.symbols(module).items()}

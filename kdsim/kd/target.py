@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from kdsim.machine import Translation
+from kdsim.nt.boot import place_variables
 
 PAGE = 0x1000
 
@@ -94,9 +95,11 @@ class LiveTarget(Target):
         self._m = booted.core
         self._profile = booted.nt.profile
         self._types = booted.nt.ts
-        # The "symbol file" of nt: where its variables sit relative to the image base.
+        # The "symbol file" of nt: where its variables sit relative to the image base,
+        # a pure function of the build's profile and types (what a PDB records).
         base = self._profile.address_space.kernel_base
-        self._symbols = {"nt": {name: va - base for name, va in booted.nt.symbols.items()}}
+        layout = place_variables(self._profile, self._types)
+        self._symbols = {"nt": {name: va - base for name, va in layout.items()}}
 
     @property
     def pointer_size(self) -> int:

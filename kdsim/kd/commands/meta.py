@@ -1,6 +1,7 @@
 """Meta commands: ``?``, ``.echo``, comments, ``.help``."""
 from __future__ import annotations
 
+from ..expr import ExprError
 from ..fmt import evaluate_line
 from ..registry import REGISTRY
 
@@ -10,7 +11,6 @@ def evaluate(session, args: str, offset: int) -> str:
     if not args.strip():
         return "".join(f"{', '.join(c.names):<12} {c.summary}\n" for c in REGISTRY.commands)
     start = len(args) - len(args.lstrip())
-    from ..expr import ExprError
     try:
         value = session.evaluator().evaluate(args[start:])
     except ExprError as e:

@@ -3,6 +3,8 @@ current address space (windbg-formats.md §5), so what it shows is what ``dq``/`
 at the same addresses."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from kdsim.nt.protect import pte_protect_name
 from kdsim.nt.pte import PteCodec
 
@@ -49,6 +51,12 @@ def explain(codec: PteCodec, value: int, ptr: int) -> list[str]:
     return []
 
 
+@lru_cache(maxsize=None)
+def _codec(profile) -> PteCodec:
+    """The PTE decoder of a build (profiles are immutable: one decoder each)."""
+    return PteCodec(profile)
+
+
 @REGISTRY.command("!pte", syntax="!pte VirtualAddress | PteAddress",
                   summary="display the page-table entries of an address")
 def pte(session, args: str, offset: int) -> str:
@@ -62,7 +70,7 @@ def pte(session, args: str, offset: int) -> str:
     top = prof.paging.table_top(sm.pte_base, "pte")
     if sm.pte_base <= va <= top:               # the address of a PTE: show what it maps
         va = prof.va_mapped_by(va, "pte")
-    codec = PteCodec(prof)
+    codec = _codec(prof)
     width, size = WIDTH[mode], prof.pte_size
     digits = 16 if ptr == 8 else 8
     cols_at, cols_val, cols_pfn = [], [], []

@@ -3,6 +3,7 @@ way the debugger's VtoP routines print it (windbg-formats.md §6).  The walk is 
 the page tables in guest memory (no TLB, no side effects)."""
 from __future__ import annotations
 
+from ..expr import ExprError
 from ..registry import REGISTRY
 
 NAMES = {"x64": ("PML4E", "PDPE", "PDE", "PTE"), "pae": ("PDPE", "PDE", "PTE"),
@@ -24,12 +25,10 @@ def vtop(session, args: str, offset: int) -> str:
     mode = t.profile.paging.name
     words = args.split()
     if len(words) != 2:
-        from ..expr import ExprError
         raise ExprError("syntax", len(args.rstrip()))
     try:
         dirbase, va = _hex_arg(words[0]), _hex_arg(words[1])
     except ValueError:
-        from ..expr import ExprError
         raise ExprError("syntax", args.index(words[0])) from None
     if dirbase == 0:
         dirbase = session.context_cr3 if session.context_cr3 is not None else t.cr3
