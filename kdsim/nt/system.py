@@ -19,7 +19,7 @@ from .tables import A, D, G, NX, P, RW, WRITE
 PAGE = 0x1000
 MM_READWRITE = 4
 DEMAND_ZERO_RW = MM_READWRITE << 5          # the software PTE of a read/write page (0x80)
-SYSTEM_TIME_AT_BOOT = 0x01CBD2A8F5A2C000    # 2011-02-22 12:00 UTC, in 100 ns (kdsim choice)
+SYSTEM_TIME_AT_BOOT = 0x01CBD2A8F5A2C000    # 2011-02-22 15:55:42.761 UTC in 100 ns since 1601 (kdsim choice)
 NT_BUILD_FREE = 0xF0000000                  # NtBuildNumber's "free build" tag
 PROCESSORS = 2
 _VAR_KIND = {v.name: v.kind for v in ntimage.VARIABLES}

@@ -1,0 +1,1 @@
+"""The shell: the interactive kd> prompt, the command line and transcripts."""
