@@ -14,6 +14,7 @@ class Command:
     handler: Callable          # handler(session, args: str, offset: int) -> str
     help: str = ""
     kdsim_only: bool = False   # a kdsim extension, not a WinDbg command
+    glued: bool = False        # option letters may follow the name directly ("lmvm nt")
 
 
 @dataclass
@@ -31,9 +32,9 @@ class Registry:
         return cmd
 
     def command(self, *names: str, syntax: str, summary: str, help: str = "",
-                kdsim_only: bool = False):
+                kdsim_only: bool = False, glued: bool = False):
         def wrap(fn):
-            self.add(Command(tuple(names), syntax, summary, fn, help, kdsim_only))
+            self.add(Command(tuple(names), syntax, summary, fn, help, kdsim_only, glued))
             return fn
         return wrap
 
@@ -45,8 +46,9 @@ class Registry:
         for name, cmd in self.by_name.items():
             if lower.startswith(name) and len(name) > length:
                 rest = text[len(name):len(name) + 1]
-                # A name made of letters must end at a non-letter ("dd" is not "ddx").
-                if name[-1].isalpha() and rest.isalpha():
+                # A name made of letters must end at a non-letter ("dd" is not "ddx"),
+                # unless the command takes option letters glued to it.
+                if name[-1].isalpha() and rest.isalpha() and not cmd.glued:
                     continue
                 best, length = cmd, len(name)
         return best, length

@@ -86,8 +86,9 @@ class Debugger:
         if name == "$proc":
             from .commands.process import current_process
             return self.implicit_process or current_process(self)
-        return {"cr3": self.target.cr3, "$ptrsize": self.target.pointer_size,
-                "$pagesize": 0x1000}.get(name)
+        if name in ("cr0", "cr2", "cr3", "cr4", "efer"):
+            return self.target.control_registers()[name]
+        return {"$ptrsize": self.target.pointer_size, "$pagesize": 0x1000}.get(name)
 
     # -- running commands -----------------------------------------------------------------
 
@@ -95,6 +96,8 @@ class Debugger:
         """Run one input line (commands separated by ';'); returns what kd prints."""
         out = []
         for offset, text in split_commands(line):
+            if getattr(self, "quit_requested", False):
+                break                          # q ends the session: nothing after it runs
             if not text.strip():
                 continue
             out.append(self._run(text, offset))

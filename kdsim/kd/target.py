@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from kdsim.machine import Translation
+from kdsim.machine.errors import KdArgumentError
 from kdsim.nt.boot import place_variables
 
 PAGE = 0x1000
@@ -82,6 +83,10 @@ class Target(ABC):
     def cr3(self) -> int:
         """The CR3 loaded on the current processor."""
 
+    @abstractmethod
+    def control_registers(self) -> dict[str, int]:
+        """cr0, cr2, cr3, cr4 and efer of the current processor (what ``r cr4`` shows)."""
+
     @property
     @abstractmethod
     def kernel_base(self) -> int:
@@ -124,8 +129,31 @@ class LiveTarget(Target):
     def kernel_base(self) -> int:
         return self._profile.address_space.kernel_base
 
+    def control_registers(self) -> dict[str, int]:
+        """The bits kdsim's MMU models come from its paging state (CR0.WP, CR4.PSE/PAE/PGE,
+        EFER.LME/LMA/NXE); the others are what a Windows 7 kernel runs with (kdsim choice,
+        from the usual ``r cr0``/``r cr4`` values: cr0=80050033 PG|AM|WP|NE|ET|MP|PE,
+        cr4 with DE|MCE|OSFXSR|OSXMMEXCPT, efer with SCE on x64).  CR2 holds no fault
+        address: kdsim's debugger is never entered through a page fault."""
+        p = self._m.paging
+        cr0 = 0x80040033 | (0x10000 if p.wp else 0)
+        cr4 = 0x648 | (0x10 if p.pse else 0) | (0x80 if p.pge else 0) | \
+            (0x20 if p.mode in ("pae", "x64") else 0)
+        efer = (0x800 if p.nxe and p.mode in ("pae", "x64") else 0) | (0x501 if p.mode == "x64" else 0)
+        return {"cr0": cr0, "cr2": 0, "cr3": p.cr3, "cr4": cr4, "efer": efer}
+
     def translate(self, va: int, cr3: int | None = None) -> Translation:
         return self._m.translate(va, cr3=cr3 if cr3 is not None else self._m.cr3)
+
+    def _pa(self, va: int, n: int, cr3: int | None) -> int | None:
+        """Where ``n`` bytes at ``va`` (inside one page) are, or None.  A directory base
+        the MMU cannot use (a .process on something that is not a process) reads as
+        unreadable memory, as it would on a real target."""
+        try:
+            t = self.translate(va, cr3)
+        except KdArgumentError:
+            return None
+        return t.pa if t.ok and self._m.is_physical(t.pa, n) else None
 
     def read_virtual(self, va: int, n: int, cr3: int | None = None) -> Read:
         out, ok = bytearray(n), [False] * n
@@ -133,9 +161,9 @@ class LiveTarget(Target):
         while done < n:
             cur = (va + done) & 0xFFFFFFFFFFFFFFFF
             chunk = min(n - done, PAGE - (cur & (PAGE - 1)))
-            t = self.translate(cur, cr3)
-            if t.ok and self._m.is_physical(t.pa, chunk):
-                out[done:done + chunk] = self._m.read_physical(t.pa, chunk)
+            pa = self._pa(cur, chunk, cr3)
+            if pa is not None:
+                out[done:done + chunk] = self._m.read_physical(pa, chunk)
                 ok[done:done + chunk] = [True] * chunk
             done += chunk
         return Read(bytes(out), tuple(ok))
@@ -154,12 +182,12 @@ class LiveTarget(Target):
     def write_virtual(self, va: int, data: bytes, cr3: int | None = None) -> int:
         done = 0
         while done < len(data):
-            cur = va + done
+            cur = (va + done) & 0xFFFFFFFFFFFFFFFF
             chunk = min(len(data) - done, PAGE - (cur & (PAGE - 1)))
-            t = self.translate(cur, cr3)
-            if not t.ok or not self._m.is_physical(t.pa, chunk):
+            pa = self._pa(cur, chunk, cr3)
+            if pa is None:
                 break
-            self._m.write_physical(t.pa, data[done:done + chunk])
+            self._m.write_physical(pa, data[done:done + chunk])
             done += chunk
         return done
 

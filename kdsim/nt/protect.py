@@ -160,6 +160,18 @@ def is_executable(protection: int) -> bool:
     return bool(_check(protection) & MM_PROTECTION_EXECUTE_MASK)
 
 
+def shared_page_protection(section: int, copy_on_write: bool, writable: bool) -> int:
+    """What VirtualQuery reports for a valid page of a view that still maps the
+    section's shared page: ``section`` is the section page's protection; the hardware
+    PTE narrows it (a copy-on-write PTE; a read-only PTE under a writable protection)."""
+    executable = is_executable(section)
+    if copy_on_write:
+        return MM_EXECUTE_WRITECOPY if executable else MM_WRITECOPY
+    if not writable and is_writable(section):
+        return MM_EXECUTE_READ if executable else MM_READONLY
+    return section
+
+
 def is_guard(protection: int) -> bool:
     # MI_IS_GUARD tests only the modifier; 0x10 alone is MM_DECOMMIT, not a guard page.
     return _check(protection) & 0x18 == MM_GUARD_PAGE and protection & 7 != 0

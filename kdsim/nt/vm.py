@@ -372,9 +372,5 @@ class VirtualMemory:
         if d.kind == "valid" and not s.pfn.get(d.pfn, s.pfn.lay.prototype):
             return self._protection_of(d)
         if d.kind == "valid":          # a shared page: what its PTE allows
-            executable = pr.is_executable(base)
-            if d.copy_on_write:
-                return pr.MM_EXECUTE_WRITECOPY if executable else pr.MM_WRITECOPY
-            if not d.writable and pr.is_writable(base):
-                return pr.MM_EXECUTE_READ if executable else pr.MM_READONLY
+            return pr.shared_page_protection(base, d.copy_on_write, d.writable)
         return base

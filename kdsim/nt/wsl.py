@@ -8,7 +8,7 @@ entries and counters (Vm.WorkingSetSize, Vm.PeakWorkingSetSize) are the record.
 from __future__ import annotations
 
 PAGE = 0x1000
-WSLE_VALID, WSLE_DIRECT = 0x1, 0x8
+WSLE_VALID = 0x1
 
 
 class WorkingSet:
@@ -24,6 +24,8 @@ class WorkingSet:
         self.free: list[int] = []
         self.next_index = 0
         self.peak = 0
+        # Valid | Direct; Direct is bit 3 on Windows 7 and bit 9 in the WRK's _MMWSLENTRY.
+        self.entry_flags = WSLE_VALID | (1 << ts.field("_MMWSLE", "u1.e1.Direct").bit_pos)
         self.f_next_free = ts.field("_MMWSLE", "u1.e2.NextFree") \
             if ts.has_field("_MMWSLE", "u1.e2.NextFree") else None
         self._grow()
@@ -67,7 +69,7 @@ class WorkingSet:
                 self._grow()
             index = self.next_index
             self.next_index += 1
-        self._write_entry(index, page_va | WSLE_VALID | WSLE_DIRECT)
+        self._write_entry(index, page_va | self.entry_flags)
         self.entries[page_va] = index
         self.system.pfn.e["u1"][pfn] = index            # u1.WsIndex
         self._write_header()
@@ -81,7 +83,7 @@ class WorkingSet:
             self._grow()
         first = self.next_index
         self.next_index += n
-        values = np.asarray(page_vas, dtype=np.uint64) | np.uint64(WSLE_VALID | WSLE_DIRECT)
+        values = np.asarray(page_vas, dtype=np.uint64) | np.uint64(self.entry_flags)
         dtype = np.uint64 if self.esize == 8 else np.uint32
         self.proc.kwrite(self.wsle + first * self.esize, values.astype(dtype).tobytes())
         indexes = np.arange(first, first + n)

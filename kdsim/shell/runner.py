@@ -13,25 +13,14 @@ _REPEATABLE = re.compile(r"^\s*(!?d[a-z]*|u[a-z]*)\b", re.IGNORECASE)
 
 
 def banner(booted, ram: str, scenario: str, seed: int) -> str:
-    """What kd prints on connecting, for the emulated target."""
-    d = booted.debugger
-    v = booted.nt.profile.version
-    ptr = booted.nt.profile.pointer_size
-    base = d.target.kernel_base
-    loaded = d.resolve("nt!PsLoadedModuleList") or 0
-
-    def addr(x: int) -> str:
-        if ptr == 8:
-            return f"0x{x >> 32:08x}`{x & 0xFFFFFFFF:08x}"
-        return f"0x{x:08x}"
-
+    """What kd prints on connecting: who we are, the machine, then the kernel's version
+    lines as ``vertarget`` reads them from the target."""
+    version = booted.debugger.execute("vertarget").splitlines()
+    keep = [line for line in version if not line.startswith(("Debug session", "System Uptime"))]
     return (f"kdsim {__version__} - a kernel debugger attached to an emulated Windows machine\n"
-            f"Target {booted.target}, {ram} RAM, scenario {scenario}, "
-            f"seed {seed}\n"
-            f"{v.banner(1)}\n"
-            f"{v.built_by}\n"
-            f"Kernel base = {addr(base)} PsLoadedModuleList = {addr(loaded)}\n"
-            "Type .help for commands, q to quit.\n")
+            f"Target {booted.target}, {ram} RAM, scenario {scenario}, seed {seed}\n"
+            + "".join(line + "\n" for line in keep)
+            + "Type .help for commands, q to quit.\n")
 
 
 class Runner:

@@ -46,7 +46,7 @@ def test_script_file_and_banner(tmp_path):
     assert r.returncode == 0
     head, _, rest = r.stdout.partition("Type .help for commands, q to quit.\n")
     assert head.startswith("kdsim ") and "Target win7-x64, 512 MB RAM, scenario none, seed 0" \
-        in head and "Windows 7 Kernel Version 7601 (Service Pack 1) MP (1 procs) Free x64" in head
+        in head and "Windows 7 Kernel Version 7601 (Service Pack 1) MP (2 procs) Free x64" in head
     assert rest == ("0: kd> $$ a comment\n0: kd> ? 1\n"
                     "Evaluate expression: 1 = 00000000`00000001\n0: kd> q\n")
 

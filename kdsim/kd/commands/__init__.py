@@ -1,2 +1,3 @@
 """Command families; importing this package registers them."""
-from . import memory, meta, process, pte, vtop  # noqa: F401
+from . import (address, ca, dt, memory, memusage, meta, pfn, process, pte,  # noqa: F401
+               ptov, symbols, vad, vm, vtop, wsle)

@@ -1,11 +1,17 @@
-"""Display memory: db, dw, dd, dq, dc, dp (windbg-formats.md §2).  One ``display`` serves
-the family; each row of the table below is a unit size, cells per line and ASCII column."""
+"""Display and enter memory (windbg-formats.md §2-§4): d, db, dw, dd, dq, dc, dp, da, du,
+dds, dps, dqs and their physical !d* twins; e, eb, ew, ed, eq, ep, ea, eu, eza, ezu and the
+physical !eb, !ed.  One ``display`` serves the cell family (each row of FORMATS is a unit
+size, cells per line and ASCII column), one ``display_string`` the strings, one
+``display_symbols`` the value-and-symbol family; ``enter`` and ``enter_string`` the writes."""
 from __future__ import annotations
+
+import re
 
 from ..expr import ExprError
 from ..fmt import hex64, pointer
 from ..registry import REGISTRY, Command
 from ..session import CommandError
+from .symbols import symbolize
 
 DEFAULT_BYTES = 0x80                 # every d* shows 128 bytes by default (8 lines)
 RANGE_LIMIT = 256 << 20              # larger ranges need "L?" (Range error otherwise)
@@ -54,25 +60,63 @@ class _RangeError(Exception):
         self.pos = pos
 
 
-def display(session, name: str, args: str, offset: int, physical: bool = False) -> str:
+# Physical commands take a caching flag ([c], [uc], [wc]) and -m (read one unit at a time).
+# kdsim's memory has no caching attributes and no bus widths, so both are accepted and
+# change nothing.
+_PHYSICAL_OPTION = re.compile(r"[ \t]*(\[(?:c|uc|wc)\]|-m(?=[ \t]|$))", re.IGNORECASE)
+
+
+def _physical_options(args: str) -> str:
+    """``args`` with the leading physical options blanked out (positions stay the same)."""
+    i = 0
+    while True:
+        m = _PHYSICAL_OPTION.match(args, i)
+        if not m:
+            return args
+        args = args[:m.start(1)] + " " * len(m.group(1)) + args[m.end(1):]
+        i = m.end()
+
+
+def _physical_address(session, value: int) -> int:
+    """A physical address typed on a 32-bit target: the evaluator sign-extends 32-bit
+    numbers as addresses (80000000 -> ffffffff`80000000), which a physical address is not."""
+    if session.target.pointer_size == 4 and value >> 32 == 0xFFFFFFFF and value & 0x80000000:
+        return value & 0xFFFFFFFF
+    return value & ((1 << 64) - 1)
+
+
+def _range(session, typed: str, args: str, offset: int, unit: int, default: int,
+           physical: bool):
+    """(start, count, continuation key, address mask) of a display command; without a
+    range it continues where the last display of its kind (virtual or physical) ended."""
+    t = session.target
+    try:
+        rng = parse_range(session, _physical_options(args) if physical else args, unit,
+                          default)
+    except _RangeError as e:
+        raise CommandError(session.caret(offset + e.pos, "Range", typed + args.rstrip()))
+    key = "physical" if physical else "virtual"
+    mask = (1 << 64) - 1 if physical or t.pointer_size == 8 else 0xFFFFFFFF
+    if rng is None:
+        return session.next_display.get(key, 0), default, key, mask
+    start, count = rng
+    start = _physical_address(session, start) if physical else start & mask
+    return start, count, key, mask
+
+
+def display(session, name: str, args: str, offset: int, physical: bool = False,
+            typed: str | None = None) -> str:
     """One d* command (``physical``: its !d* twin, which reads physical memory)."""
     t = session.target
     unit, per_line, ascii_col = FORMATS[name]
     if unit == "ptr":
         unit = t.pointer_size
         per_line = 16 // unit
-    try:
-        rng = parse_range(session, args, unit, DEFAULT_BYTES // unit)
-    except _RangeError as e:
-        cmd = ("!" if physical else "") + name
-        raise CommandError(session.caret(offset + e.pos, "Range", cmd + args.rstrip()))
-    key = "physical" if physical else "virtual"
-    if rng is None:
-        start, count = session.next_display.get(key, 0), DEFAULT_BYTES // unit
-    else:
-        start, count = rng
-    mask = (1 << 64) - 1 if physical or t.pointer_size == 8 else 0xFFFFFFFF
-    start &= mask
+    typed = typed or ("!" if physical else "") + name
+    start, count, key, mask = _range(session, typed, args, offset, unit,
+                                     DEFAULT_BYTES // unit, physical)
+    if not physical:
+        session.last_display = name
     if physical:
         data = t.read_physical(start, count * unit)
         good = data.readable_prefix // (per_line * unit) * per_line
@@ -138,7 +182,159 @@ for _name, _what in (("db", "bytes and ASCII"), ("dw", "words"), ("dd", "double 
     _register(_name, _what)
 
 
+# -- da, du, !du: strings ------------------------------------------------------------------
+
+# Characters shown without a range.  The documentation says only "until the first null";
+# kdsim stops after 128 characters (the d* family's default count of 0x80 units), an
+# inferred limit.  !du's default of 16 characters is documented.
+STRING_DEFAULT = 0x80
+PHYSICAL_STRING_DEFAULT = 16
+STRING_LINE = 32        # characters per line, as every modern da/du transcript shows
+
+
+def _printable(code: int) -> str:
+    # Non-printable characters show as '.' (documented).  kdsim also prints '.' for every
+    # character above 0x7e, so transcripts stay ASCII whatever the host's code page.
+    return chr(code) if 0x20 <= code <= 0x7E else "."
+
+
+def display_string(session, name: str, args: str, offset: int, physical: bool = False,
+                   typed: str | None = None) -> str:
+    """da/du (and !du): ``ADDR  "text"`` lines of up to 32 characters, stopping at the
+    terminating null or after the count.  Unreadable virtual memory shows as '?' and ends
+    the display with its line (kdsim's choice: no transcript shows it); an unreadable
+    physical page ends it with WinDbg's read-failure line.  The next display continues
+    after the terminating null (or after the last character shown)."""
+    t = session.target
+    unit = 1 if name == "da" else 2
+    typed = typed or ("!" if physical else "") + name
+    default = PHYSICAL_STRING_DEFAULT if physical else STRING_DEFAULT
+    start, count, key, mask = _range(session, typed, args, offset, unit, default, physical)
+    if not physical:
+        session.last_display = name
+    lines, shown, ended, failed, unreadable = [], 0, False, None, False
+    while shown < count and not ended and failed is None and not unreadable:
+        n = min(STRING_LINE, count - shown)
+        at = (start + shown * unit) & mask
+        data = (t.read_physical(at, n * unit) if physical
+                else t.read_virtual(at, n * unit, cr3=session.context_cr3))
+        text = []
+        for k in range(n):
+            lo = k * unit
+            if not all(data.readable[lo:lo + unit]):
+                if physical:
+                    failed = at + lo
+                    break
+                text.append("?")
+                unreadable = True       # the string ends with the line that met it
+                continue
+            code = int.from_bytes(data.data[lo:lo + unit], "little")
+            if code == 0:
+                ended = True
+                break
+            text.append(_printable(code))
+        if text or (shown == 0 and failed is None):
+            quoted = '"' + "".join(text) + '"'
+            lines.append(f"#{at:8x} {quoted}\n" if physical
+                         else f"{pointer(at, t.pointer_size)}  {quoted}\n")
+        shown += len(text)
+    if failed is not None:
+        lines.append(f"Physical memory read at {failed:x} failed\n")
+    session.next_display[key] = (start + (shown + ended) * unit) & mask
+    return "".join(lines)
+
+
+REGISTRY.add(Command(("da",), "da [Range]", "display memory as an ASCII string",
+                     lambda s, a, o: display_string(s, "da", a, o),
+                     help="Stops at the first null byte or after the range (128 characters "
+                          "without one); 32 characters a line."))
+REGISTRY.add(Command(("du",), "du [Range]", "display memory as a Unicode string",
+                     lambda s, a, o: display_string(s, "du", a, o),
+                     help="Stops at the first null character or after the range (128 "
+                          "characters without one); 32 characters a line."))
+REGISTRY.add(Command(("!du",), "!du [PhysicalAddress] [L Count]",
+                     "display physical memory as a Unicode string",
+                     lambda s, a, o: display_string(s, "du", a, o, physical=True),
+                     help="16 characters by default, or up to the first null character."))
+
+
+# -- dds, dps, dqs: values and the symbols they point at -----------------------------------
+
+SYMBOL_FORMATS = {"dds": 4, "dqs": 8, "dps": "ptr"}
+
+
+def display_symbols(session, name: str, args: str, offset: int,
+                    typed: str | None = None) -> str:
+    """``ADDR  VALUE SYMBOL``: one value a line, the symbol only when the value is an
+    address inside a loaded module (windbg-formats.md §2.5).  128 bytes by default."""
+    t = session.target
+    unit = t.pointer_size if SYMBOL_FORMATS[name] == "ptr" else SYMBOL_FORMATS[name]
+    start, count, key, mask = _range(session, typed or name, args, offset, unit,
+                                     DEFAULT_BYTES // unit, False)
+    session.last_display = name
+    data = t.read_virtual(start, count * unit, cr3=session.context_cr3)
+    spans = [(base, base + size) for base, size in session.modules().values()]
+    lines = []
+    for k in range(count):
+        lo = k * unit
+        addr = pointer(start + lo, t.pointer_size)
+        if not all(data.readable[lo:lo + unit]):
+            cell = "????????`????????" if unit == 8 else "????????"
+            lines.append(f"{addr}  {cell}\n")
+            continue
+        value = int.from_bytes(data.data[lo:lo + unit], "little")
+        cell = hex64(value) if unit == 8 else f"{value:08x}"
+        target = value
+        if t.pointer_size == 4 and unit == 8:
+            # A 32-bit target's addresses are sign-extended: a quad word names one only
+            # when it is the sign extension of its low half.
+            low = value & 0xFFFFFFFF
+            extended = low | 0xFFFFFFFF00000000 if low & 0x80000000 else low
+            target = low if value == extended else None
+        symbol = None
+        if target is not None and any(b <= target < e for b, e in spans):
+            symbol = symbolize(session, target)
+        lines.append(f"{addr}  {cell} {symbol}\n" if symbol else f"{addr}  {cell}\n")
+    session.next_display[key] = (start + count * unit) & mask
+    return "".join(lines)
+
+
+for _name, _what in (("dds", "double words"), ("dqs", "quad words"),
+                     ("dps", "pointer-sized values")):
+    REGISTRY.add(Command((_name,), f"{_name} [Range]", f"display {_what} and their symbols",
+                         lambda s, a, o, _n=_name: display_symbols(s, _n, a, o)))
+
+
+# -- d: the last display format ------------------------------------------------------------
+
+def _displayer(name: str):
+    if name in FORMATS:
+        return lambda s, a, o, typed: display(s, name, a, o, typed=typed)
+    if name in SYMBOL_FORMATS:
+        return lambda s, a, o, typed: display_symbols(s, name, a, o, typed=typed)
+    return lambda s, a, o, typed: display_string(s, name, a, o, typed=typed)
+
+
+@REGISTRY.command("d", syntax="d [Range]",
+                  summary="display memory in the format of the last d* command",
+                  help="db when no display command has run yet.  The physical !d* "
+                       "extensions do not count.")
+def repeat_display(session, args: str, offset: int) -> str:
+    return _displayer(getattr(session, "last_display", "db"))(session, args, offset, "d")
+
+
+# -- e*: enter values ----------------------------------------------------------------------
+
 ENTER = {"eb": 1, "ew": 2, "ed": 4, "eq": 8, "ep": "ptr"}
+ENTER_UNITS = {"eb": "bytes", "ew": "words", "ed": "double words", "eq": "quad words",
+               "ep": "pointer-sized values"}
+
+
+def _address(session, text: str):
+    """The address expression at the start of ``text``: (value, where it ends, its text)."""
+    i = len(text) - len(text.lstrip())
+    addr, end = session.evaluator().parse(text, i)
+    return addr, end, text[i:end]
 
 
 def enter(session, name: str, args: str, offset: int) -> str:
@@ -148,9 +344,7 @@ def enter(session, name: str, args: str, offset: int) -> str:
     unit = t.pointer_size if ENTER[name] == "ptr" else ENTER[name]
     ev = session.evaluator()
     text = args.rstrip()
-    i = len(text) - len(text.lstrip())
-    addr, i = ev.parse(text, i)
-    addr_text = text[len(text) - len(text.lstrip()):i]
+    addr, i, addr_text = _address(session, text)
     values = []
     while True:
         while i < len(text) and text[i] in " \t":
@@ -163,15 +357,101 @@ def enter(session, name: str, args: str, offset: int) -> str:
             continue
         value, i = ev.parse(text, i)
         values.append(value)
-    if not values:
+    if not values:      # WinDbg would prompt for values; kdsim reads no input here
         raise ExprError("syntax", len(text))
-    mask = 0xFFFFFFFF if t.pointer_size == 4 else (1 << 64) - 1
+    session.last_enter = name
     data = b"".join((v & ((1 << 8 * unit) - 1)).to_bytes(unit, "little") for v in values)
+    return _write_virtual(session, addr, data, addr_text)
+
+
+def _write_virtual(session, addr: int, data: bytes, addr_text: str) -> str:
+    t = session.target
+    mask = 0xFFFFFFFF if t.pointer_size == 4 else (1 << 64) - 1
     if t.write_virtual(addr & mask, data, cr3=session.context_cr3) < len(data):
         raise CommandError(f"Memory access error at '{addr_text}'\n")
     return ""
 
 
 for _name in ENTER:
-    REGISTRY.add(Command((_name,), f"{_name} Address Values", "enter values into memory",
+    REGISTRY.add(Command((_name,), f"{_name} Address Values",
+                         f"enter {ENTER_UNITS[_name]} into memory",
                          lambda s, a, o, _n=_name: enter(s, _n, a, o)))
+
+
+STRINGS = {"ea": ("an ASCII string", 1, False), "eu": ("a Unicode string", 2, False),
+           "eza": ("a null-terminated ASCII string", 1, True),
+           "ezu": ("a null-terminated Unicode string", 2, True)}
+
+
+def enter_string(session, name: str, args: str, offset: int) -> str:
+    """ea/eu/eza/ezu Address "String": the characters between the quotes, as they are (no
+    C escapes); eza and ezu add the terminating null."""
+    _, unit, terminated = STRINGS[name]
+    text = args.rstrip()
+    addr, i, addr_text = _address(session, text)
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    if i >= len(text) or text[i] != '"':
+        raise ExprError("syntax", i)
+    close = text.find('"', i + 1)
+    if close < 0:
+        raise ExprError("syntax", len(text))
+    if text[close + 1:].strip():
+        rest = text[close + 1:]
+        raise ExprError("syntax", close + 1 + len(rest) - len(rest.lstrip()))
+    string = text[i + 1:close] + ("\0" if terminated else "")
+    session.last_enter = name
+    # ASCII: one byte a character (characters beyond Latin-1 become '?').
+    data = (string.encode("latin-1", "replace") if unit == 1
+            else string.encode("utf-16-le", "surrogatepass"))
+    return _write_virtual(session, addr, data, addr_text) if data else ""
+
+
+for _name, (_what, _, _) in STRINGS.items():
+    REGISTRY.add(Command((_name,), f'{_name} Address "String"', f"enter {_what} into memory",
+                         lambda s, a, o, _n=_name: enter_string(s, _n, a, o)))
+
+
+@REGISTRY.command("e", syntax="e Address Values",
+                  summary="enter values in the format of the last e* command",
+                  help="eb when no e* command has run yet.  After ea, eu, eza or ezu the "
+                       "value is a quoted string.")
+def repeat_enter(session, args: str, offset: int) -> str:
+    name = getattr(session, "last_enter", "eb")
+    return (enter_string if name in STRINGS else enter)(session, name, args, offset)
+
+
+PHYSICAL_ENTER = {"!eb": 1, "!ed": 4}
+
+
+def enter_physical(session, name: str, args: str, offset: int) -> str:
+    """!eb/!ed [Flag] PhysicalAddress Data [...]: values separated by spaces or commas."""
+    unit = PHYSICAL_ENTER[name]
+    text = _physical_options(args).rstrip()
+    ev = session.evaluator()
+    pa, i, _ = _address(session, text)
+    pa = _physical_address(session, pa)
+    values = []
+    while True:
+        while i < len(text) and text[i] in " \t,":
+            i += 1
+        if i >= len(text):
+            break
+        value, i = ev.parse(text, i)
+        values.append(value)
+    if not values:
+        raise ExprError("syntax", len(text))
+    data = b"".join((v & ((1 << 8 * unit) - 1)).to_bytes(unit, "little") for v in values)
+    written = session.target.write_physical(pa, data)
+    if written < len(data):
+        # No transcript of a failed !eb/!ed is known; kdsim words it as the read failure.
+        raise CommandError(f"Physical memory write at {pa + written:x} failed\n")
+    return ""
+
+
+for _name, _what in (("!eb", "bytes"), ("!ed", "double words")):
+    REGISTRY.add(Command((_name,), f"{_name} [Flag] PhysicalAddress Data [...]",
+                         f"write {_what} to physical memory",
+                         lambda s, a, o, _n=_name: enter_physical(s, _n, a, o),
+                         help="Flag ([c], [uc] or [wc]) is accepted and changes nothing in "
+                              "kdsim; values are separated by spaces or commas."))
