@@ -159,6 +159,9 @@ int kd_probe_as(kd_machine *m, uint64_t cr3, uint64_t va, uint32_t access, kd_wa
 uint64_t kd_probe_pa(kd_machine *m, uint64_t va);
 int kd_translate_batch(kd_machine *m, const uint64_t *vas, uint64_t n, uint32_t access,
                        uint64_t *pas, int32_t *status);
+/* kd_probe_as for many addresses: pas[i] (KD_BAD_PA on failure) and status[i]. */
+int kd_probe_batch_as(kd_machine *m, uint64_t cr3, const uint64_t *vas, uint64_t n,
+                      uint32_t access, uint64_t *pas, int32_t *status);
 
 /* Virtual access: stops at the first page that fails (translation or physical),
  * *done = bytes transferred, *fault (may be NULL) = the failing walk.

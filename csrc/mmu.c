@@ -333,6 +333,24 @@ int kd_probe_as(kd_machine *m, uint64_t cr3, uint64_t va, uint32_t access, kd_wa
     return walk_cr3(m, cr3, va, access, out, 0, 1);
 }
 
+int kd_probe_batch_as(kd_machine *m, uint64_t cr3, const uint64_t *vas, uint64_t n,
+                      uint32_t access, uint64_t *pas, int32_t *status)
+{
+    if (!m || !check_access(access) || (n && (!vas || !pas || !status)))
+        return KD_E_INVAL;
+    int st = kd_check_cr3(m, m->mode, cr3);
+    if (st != KD_OK)
+        return st;
+    kd_walk w;
+    m->stats.probes += n;
+    m->stats.walks += n;
+    for (uint64_t i = 0; i < n; i++) {
+        status[i] = walk_cr3(m, cr3, vas[i], access, &w, 0, 0);
+        pas[i] = status[i] == KD_OK ? w.pa : KD_BAD_PA;
+    }
+    return KD_OK;
+}
+
 uint64_t kd_probe_pa(kd_machine *m, uint64_t va)
 {
     kd_walk w;

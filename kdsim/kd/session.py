@@ -31,6 +31,7 @@ class Debugger:
         self.next_display = {}        # where d* and !d* without a range continue
         self.context_cr3 = None       # the process context (None: the loaded CR3)
         self.implicit_process = None  # the EPROCESS set by .process
+        self.quit_requested = False   # q was the last line's last command
 
     # -- expressions ----------------------------------------------------------------------
 
@@ -83,9 +84,13 @@ class Debugger:
     def _register(self, name: str) -> int | None:
         if name in self.pseudo:
             return self.pseudo[name]
-        if name == "$proc":
+        if name in ("$proc", "$peb"):
             from .commands.process import current_process
-            return self.implicit_process or current_process(self)
+            proc = self.implicit_process or current_process(self)
+            if name == "$proc":
+                return proc
+            f = self.target.types.field("_EPROCESS", "Peb")     # the process's PEB pointer
+            return self._read_int(proc + f.offset, f.size)
         if name in ("cr0", "cr2", "cr3", "cr4", "efer"):
             return self.target.control_registers()[name]
         return {"$ptrsize": self.target.pointer_size, "$pagesize": 0x1000}.get(name)
@@ -94,34 +99,48 @@ class Debugger:
 
     def execute(self, line: str) -> str:
         """Run one input line (commands separated by ';'); returns what kd prints."""
-        out = []
-        for offset, text in split_commands(line):
-            if getattr(self, "quit_requested", False):
-                break                          # q ends the session: nothing after it runs
-            if not text.strip():
-                continue
-            out.append(self._run(text, offset))
+        out: list[str] = []
+        self.run_line(line, out.append)
         return "".join(out)
 
-    def _run(self, text: str, offset: int) -> str:
+    def run_line(self, line: str, write) -> None:
+        """Run one input line, handing each piece of output to ``write`` as soon as it is
+        made: a long dump shows as it goes, and Ctrl-C (KeyboardInterrupt, which passes
+        through) stops it after what it printed."""
+        self.quit_requested = False            # set by q; the shell ends the session
+        for offset, text in split_commands(line):
+            if self.quit_requested:
+                break                          # nothing after q on its line runs
+            if text.strip():
+                self._run(text, offset, write)
+
+    def _run(self, text: str, offset: int, write) -> None:
         lead = len(text) - len(text.lstrip())
         body = text.strip()
         cmd, length = REGISTRY.match(body)
         if cmd is None:
-            return self.caret(offset + lead, "Syntax", body)
+            write(self.caret(offset + lead, "Syntax", body))
+            return
         args_at = lead + length
         try:
-            return cmd.handler(self, text[args_at:], offset + args_at)
+            result = cmd.handler(self, text[args_at:], offset + args_at)
+            if isinstance(result, str):
+                write(result)
+            else:                              # a generator: output a piece at a time
+                for piece in result:
+                    write(piece)
         except ExprError as e:
             if e.kind == "syntax":
-                return self.caret(offset + args_at + e.pos, "Syntax", body)
-            return e.message + "\n"
+                write(self.caret(offset + args_at + e.pos, "Syntax", body))
+            else:
+                write(e.message + "\n")
         except CommandError as e:
-            return e.text
+            write(e.text)
         except Exception as e:             # a bug in kdsim: one line, the session goes on
             if self.debug:
-                return traceback.format_exc()
-            return f"kdsim internal error: {type(e).__name__}: {e}\n"
+                write(traceback.format_exc())
+            else:
+                write(f"kdsim internal error: {type(e).__name__}: {e}\n")
 
     def caret(self, column: int, kind: str, command: str) -> str:
         return " " * (len(self.prompt) + column) + f"^ {kind} error in '{command}'\n"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
+
 from kdsim.machine import Translation
 from kdsim.machine.errors import KdArgumentError
 from kdsim.nt.boot import place_variables
@@ -20,22 +22,21 @@ PAGE = 0x1000
 @dataclass(frozen=True)
 class Read:
     """Bytes read from a target: ``data`` is as long as asked, with zeros where memory
-    could not be read; ``readable[i]`` says whether byte i was read (the ``??`` cells)."""
+    could not be read; ``readable[i]`` is 1 if byte i was read, 0 if not (the ``??``
+    cells).  Both are bytes, so a large read stays compact."""
 
     data: bytes
-    readable: tuple[bool, ...]
+    readable: bytes
 
     @property
     def complete(self) -> bool:
-        return all(self.readable)
+        return 0 not in self.readable
 
     @property
     def readable_prefix(self) -> int:
         """How many bytes from the start were read."""
-        for i, ok in enumerate(self.readable):
-            if not ok:
-                return i
-        return len(self.readable)
+        i = self.readable.find(0)
+        return len(self.readable) if i < 0 else i
 
 
 class Target(ABC):
@@ -145,46 +146,89 @@ class LiveTarget(Target):
     def translate(self, va: int, cr3: int | None = None) -> Translation:
         return self._m.translate(va, cr3=cr3 if cr3 is not None else self._m.cr3)
 
-    def _pa(self, va: int, n: int, cr3: int | None) -> int | None:
-        """Where ``n`` bytes at ``va`` (inside one page) are, or None.  A directory base
-        the MMU cannot use (a .process on something that is not a process) reads as
-        unreadable memory, as it would on a real target."""
+    def _span(self, va: int, limit: int, cr3: int) -> tuple[int | None, int]:
+        """``(pa, length)``: where the bytes from ``va`` to the end of its page (a large
+        page counts whole), at most ``limit`` of them, are in RAM -- or ``(None,
+        length)`` if they cannot be read.  A directory base the MMU cannot use (a
+        .process on something that is not a process) reads as unreadable memory, as it
+        would on a real target."""
         try:
             t = self.translate(va, cr3)
         except KdArgumentError:
-            return None
-        return t.pa if t.ok and self._m.is_physical(t.pa, n) else None
+            t = None
+        size = t.page_size if t is not None and t.ok else PAGE
+        length = min(limit, size - (va & (size - 1)))
+        if t is None or not t.ok:
+            return None, length
+        if not self._m.is_physical(t.pa, length):
+            length = min(length, PAGE - (va & (PAGE - 1)))
+            return (t.pa if self._m.is_physical(t.pa, length) else None), length
+        return t.pa, length
 
     def read_virtual(self, va: int, n: int, cr3: int | None = None) -> Read:
-        out, ok = bytearray(n), [False] * n
+        cr3 = self._m.cr3 if cr3 is None else cr3           # once, not once a page
+        if n > 8 * PAGE and va + n <= 1 << 64:
+            try:
+                return self._read_many_pages(va, n, cr3)
+            except KdArgumentError:            # a directory base the MMU cannot use
+                return Read(bytes(n), bytes(n))
+        return self._read_by_page(va, n, cr3)
+
+    def _read_by_page(self, va: int, n: int, cr3: int) -> Read:
+        out, ok = bytearray(n), bytearray(n)
         done = 0
         while done < n:
-            cur = (va + done) & 0xFFFFFFFFFFFFFFFF
-            chunk = min(n - done, PAGE - (cur & (PAGE - 1)))
-            pa = self._pa(cur, chunk, cr3)
+            pa, chunk = self._span((va + done) & 0xFFFFFFFFFFFFFFFF, n - done, cr3)
             if pa is not None:
                 out[done:done + chunk] = self._m.read_physical(pa, chunk)
-                ok[done:done + chunk] = [True] * chunk
+                ok[done:done + chunk] = b"\1" * chunk
             done += chunk
-        return Read(bytes(out), tuple(ok))
+        return Read(bytes(out), bytes(ok))
+
+    def _read_many_pages(self, va: int, n: int, cr3: int) -> Read:
+        """A long read: every page probed in one batch call under ``cr3``, then one
+        physical read per run of physically contiguous pages."""
+        first = va & ~(PAGE - 1)
+        pages = np.arange(first, va + n, PAGE, dtype=np.uint64)
+        pas, status = self._m.translate_batch(pages, cr3=cr3)
+        good = status == 0
+        # Runs: a page starts a new run unless it follows the previous one in RAM.
+        follows = np.zeros(len(pages), dtype=bool)
+        follows[1:] = good[1:] & good[:-1] & (pas[1:] == pas[:-1] + np.uint64(PAGE))
+        starts = np.flatnonzero(~follows).tolist() + [len(pages)]
+        out, ok = bytearray(n), bytearray(n)
+        for a, b in zip(starts, starts[1:]):
+            if not good[a]:
+                continue
+            lo = max(va, first + a * PAGE)               # the run's bytes within the read
+            hi = min(va + n, first + b * PAGE)
+            pa = int(pas[a]) + (lo - (first + a * PAGE))
+            if self._m.is_physical(pa, hi - lo):
+                out[lo - va:hi - va] = self._m.read_physical(pa, hi - lo)
+                ok[lo - va:hi - va] = b"\1" * (hi - lo)
+            else:                                         # a run crossing a hole: by page
+                part = self._read_by_page(lo, hi - lo, cr3)
+                out[lo - va:hi - va], ok[lo - va:hi - va] = part.data, part.readable
+        return Read(bytes(out), bytes(ok))
 
     def read_physical(self, pa: int, n: int) -> Read:
-        out, ok = bytearray(n), [False] * n
+        if n and self._m.is_physical(pa, n):                 # one run of RAM: one read
+            return Read(self._m.read_physical(pa, n), b"\1" * n)
+        out, ok = bytearray(n), bytearray(n)
         done = 0
         while done < n:
             chunk = min(n - done, PAGE - ((pa + done) & (PAGE - 1)))
             if self._m.is_physical(pa + done, chunk):
                 out[done:done + chunk] = self._m.read_physical(pa + done, chunk)
-                ok[done:done + chunk] = [True] * chunk
+                ok[done:done + chunk] = b"\1" * chunk
             done += chunk
-        return Read(bytes(out), tuple(ok))
+        return Read(bytes(out), bytes(ok))
 
     def write_virtual(self, va: int, data: bytes, cr3: int | None = None) -> int:
+        cr3 = self._m.cr3 if cr3 is None else cr3
         done = 0
         while done < len(data):
-            cur = (va + done) & 0xFFFFFFFFFFFFFFFF
-            chunk = min(len(data) - done, PAGE - (cur & (PAGE - 1)))
-            pa = self._pa(cur, chunk, cr3)
+            pa, chunk = self._span((va + done) & 0xFFFFFFFFFFFFFFFF, len(data) - done, cr3)
             if pa is None:
                 break
             self._m.write_physical(pa, data[done:done + chunk])

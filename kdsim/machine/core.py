@@ -236,17 +236,24 @@ class Machine:
         return Translation(unpack_walk(self._walk), self._mode)
 
     def translate_batch(self, vas, access: str = "r", user: bool = False,
-                        probe: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                        probe: bool = True, cr3: int | None = None) -> tuple[np.ndarray,
+                                                                             np.ndarray]:
         """Translate an array of addresses in one call: ``(pas, status)``, where a failed
-        address has ``pas == BAD_PA`` and a non-zero ``KD_E_*`` status."""
+        address has ``pas == BAD_PA`` and a non-zero ``KD_E_*`` status.  ``cr3`` probes
+        another address space's tables without loading them."""
         flags = _access_flags(access, user, probe)
         vas = np.ascontiguousarray(vas, dtype=np.uint64)
         n = vas.size
         pas = np.empty(n, dtype=np.uint64)
         status = np.empty(n, dtype=np.int32)
-        check(lib.kd_translate_batch(self._h, ffi.from_buffer("uint64_t[]", vas), n, flags,
-                                     ffi.from_buffer("uint64_t[]", pas),
-                                     ffi.from_buffer("int32_t[]", status)), "batch")
+        args = (ffi.from_buffer("uint64_t[]", vas), n, flags,
+                ffi.from_buffer("uint64_t[]", pas), ffi.from_buffer("int32_t[]", status))
+        if cr3 is None:
+            check(lib.kd_translate_batch(self._h, *args), "batch")
+        else:
+            if not probe:
+                raise KdArgumentError(lib.KD_E_INVAL, "only a probe can use another CR3")
+            check(lib.kd_probe_batch_as(self._h, _u64(cr3, "CR3"), *args), "CR3")
         return pas, status
 
     def read_virtual(self, va: int, n: int, *, access: str = "r", user: bool = False,

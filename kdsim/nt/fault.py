@@ -160,6 +160,8 @@ class FaultHandler:
         if pd.kind != "valid":
             k.write(proto_va, codec.valid(pfn, section.protection_of(index)).to_bytes(
                 section.pte_size, "little"))
+        if pd.kind not in ("valid", "transition"):
+            section.count_pfn(+1)              # a page of the section is in memory now
         if pa is None:
             pa = proc.tables.leaf(page, create=True)
         proc.tables.write(pa, codec.valid(pfn, prot, owner=True))

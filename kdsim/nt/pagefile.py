@@ -144,6 +144,8 @@ def repurpose(system, count: int) -> int:
         if current.kind != "transition" or current.pfn != pfn:
             raise AssertionError(f"standby page {pfn:#x}: its PTE is {current.kind}")
         words.set(pte_pa, int(pfn_db.e["orig"][pfn]))
+        if pfn_db.get(pfn, pfn_db.lay.prototype):          # a section's page leaves memory
+            system.section_of_proto(int(pfn_db.e["pte"][pfn]))[0].count_pfn(-1)
         pfn_db.unlink(pfn)
         pfn_db.e["orig"][pfn] = 0
         pfn_db.release(pfn)

@@ -186,6 +186,7 @@ class PfnDatabase:
         if frame != pfn and 0 <= frame < len(self.e) and self.location(frame) == ACTIVE \
                 and int(self.e["u2"][frame]):
             self.e["u2"][frame] -= 1
+        self.e["pte"][pfn] |= 1         # MI_SET_PFN_DELETED: no PTE names the page any more
         self.insert(list_id, pfn)
 
     def recount_shares(self, active: np.ndarray) -> None:

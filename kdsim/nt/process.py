@@ -140,10 +140,17 @@ def spawn(system, image: str, parent=None, dlls=()) -> Process:
     proc.ws.insert(user_shared, shared_pfn)
 
     # PEB and TEB just below the highest VAD address (the unrandomised Win7 places).
+    # MiCreatePebOrTeb gives each its own committed VAD of exactly its size (not a 64 KB
+    # reservation as VirtualAlloc makes): the PEB one page, the TEB its size in pages
+    # (two on x64), the TEB just below the PEB.
+    ts = system.ts
+    teb_pages = -(-ts.sizeof("_TEB") // PAGE)
     peb = a.highest_vad_address & ~(PAGE - 1)
-    teb = peb - PAGE
-    for va in (peb, teb):
-        vm.allocate(proc, PAGE, va, protect=pr.PAGE_READWRITE)
+    teb = peb - teb_pages * PAGE
+    for va, pages in ((peb, 1), (teb, teb_pages)):
+        if not vm._charge(proc, pages):
+            raise RuntimeError(f"creating {image}: no commit for its PEB/TEB")
+        vm._new_vad(proc, va, va + pages * PAGE, pr.MM_READWRITE, True)
     stack = vm.allocate(proc, STACK_RESERVE, commit=False, protect=pr.PAGE_READWRITE)
     top = stack.base + stack.size
     vm.allocate(proc, PAGE, top - PAGE, reserve=False, protect=pr.PAGE_READWRITE)
@@ -153,7 +160,6 @@ def spawn(system, image: str, parent=None, dlls=()) -> Process:
     vm.allocate(proc, HEAP_COMMIT_PAGES * PAGE, heap.base, reserve=False,
                 protect=pr.PAGE_READWRITE)
 
-    ts = system.ts
     exe = system.image_section(image)
     image_base = exe.map_view(proc)
     names = list(DEFAULT_DLLS) + [d for d in dlls if d.lower() not in
@@ -175,7 +181,7 @@ def spawn(system, image: str, parent=None, dlls=()) -> Process:
     teb_values = {"NtTib.StackBase": top, "NtTib.StackLimit": top - PAGE,
                   "NtTib.Self": teb, "ProcessEnvironmentBlock": peb,
                   "ClientId.UniqueProcess": pid, "ClientId.UniqueThread": pid + 4}
-    write_user(system, proc, teb, ts.pack("_TEB", teb_values)[:PAGE])
+    write_user(system, proc, teb, ts.pack("_TEB", teb_values))
     proc.set_field("Peb", peb)
     proc.set_field("SectionBaseAddress", image_base)
     proc.peb, proc.teb, proc.stack, proc.heap = peb, teb, (stack.base, top), heap.base
@@ -233,8 +239,7 @@ def terminate(system, proc: Process) -> None:
     else:
         tables_to_free.append(t.top // PAGE)
     for frame in reversed(tables_to_free):     # page tables before the tables above them
-        system.pfn.release(frame)
-        system.pfn.e["pte"][frame] = 0
+        system.pfn.release(frame)          # PteAddress keeps its deleted mark
     system.vm._charge(proc, -proc.commit)
     system.remove_entry_list(proc.ep + ts.offset_of("_EPROCESS", "ActiveProcessLinks"))
     system.processes.remove(proc.ep)

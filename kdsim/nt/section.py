@@ -117,6 +117,12 @@ class Section:
             return data_page(self.name, index)
         return file_page(self.name, index)
 
+    def count_pfn(self, delta: int) -> None:
+        """A page of the section came into memory (+1) or left it (-1): the control
+        area's NumberOfPfnReferences, as MiResolveMappedFileFault / MiDeletePfn keep it."""
+        f = self.s.ts.field("_CONTROL_AREA", "NumberOfPfnReferences")
+        f.write(self.s.kmem, self.ca, max(0, f.read(self.s.kmem, self.ca) + delta))
+
     def _count_view(self, delta: int) -> None:
         ts, k = self.s.ts, self.s.kmem
         self.views += delta

@@ -312,8 +312,7 @@ class NtSystem:
         release_backing(self, int(self.pfn.e["orig"][pfn]))
         self.pfn.release(pfn)
         self.pfn.put(pfn, self.pfn.lay.modified, 0)
-        self.pfn.e["pte"][pfn] = 0
-        self.pfn.e["orig"][pfn] = 0
+        self.pfn.e["orig"][pfn] = 0        # PteAddress keeps the deleted mark release() set
 
     def trim_page(self, proc, va: int, protection: int | None = None) -> None:
         """Take a resident private page out of the working set: its PTE becomes a

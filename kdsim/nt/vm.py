@@ -373,4 +373,10 @@ class VirtualMemory:
             return self._protection_of(d)
         if d.kind == "valid":          # a shared page: what its PTE allows
             return pr.shared_page_protection(base, d.copy_on_write, d.writable)
+        # The process's own copy (a written copy-on-write page), trimmed or paged out:
+        # its transition or paging-file PTE carries the copy's protection.
+        if d.kind == "transition" and not s.pfn.get(d.pfn, s.pfn.lay.prototype):
+            return d.protection
+        if d.kind == "pagefile":
+            return d.protection
         return base

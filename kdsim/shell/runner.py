@@ -56,7 +56,6 @@ class Runner:
         if text is None:
             return
         try:
-            out = self.debugger.execute(text)
+            self.debugger.run_line(text, self.write)   # output appears as it is made
         except KeyboardInterrupt:
-            out = "^C\n"
-        self.write(out)
+            self.write("^C\n")

@@ -79,6 +79,28 @@ def test_cpu_access_equals_reference_walk_including_accessed_and_dirty_written_b
 @pytest.mark.parametrize("mode", MODES)
 @settings(deterministic, max_examples=EXAMPLES["batch"])
 @given(state=paging_states)
+def test_batch_probe_under_another_cr3_equals_probes_under_it(mode, state):
+    case = make_case(mode, state)
+    m = case.machine()
+    root = m.cr3
+    vas = np.array([va for va, _, _ in case.accesses], dtype=np.uint64)
+    loaded = [m.translate(int(va)) for va in vas]
+    m.cr3 = 0                                  # another address space is loaded now
+    for access in ("r", "w", "x"):
+        for user in (False, True):
+            pas, status = m.translate_batch(vas, access, user=user, cr3=root)
+            for va, pa, st_ in zip(vas.tolist(), pas.tolist(), status.tolist()):
+                t = m.translate(va, access, user=user, cr3=root)
+                assert (st_, pa) == (t.status, t.pa if t.ok else BAD_PA), \
+                    describe(case.paging, va, access, user, True)
+    pas, status = m.translate_batch(vas, cr3=root)
+    assert [(s, p) for s, p in zip(status.tolist(), pas.tolist())] == \
+        [(t.status, t.pa if t.ok else BAD_PA) for t in loaded]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(deterministic, max_examples=EXAMPLES["batch"])
+@given(state=paging_states)
 def test_translate_batch_and_translate_pa_agree_with_translate(mode, state):
     case = make_case(mode, state)
     m = case.machine()

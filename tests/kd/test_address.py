@@ -105,24 +105,24 @@ def test_image_mapped_file_heap_and_peb_on_x64(x64):
         'Protect:                00000004          PAGE_READWRITE']
     assert d.execute(f"!address {x64.nt.scenario['names']['ex_ini']:x}") == lines(
         'Usage:                  MappedFile',
-        'Base Address:           000007ff`ffec0000',
-        'End Address:            000007ff`ffec2000',
+        'Base Address:           000007ff`fffd0000',
+        'End Address:            000007ff`fffd2000',
         'Region Size:            00000000`00002000 (   8.000 kB)',
         'State:                  00001000          MEM_COMMIT',
         'Protect:                00000004          PAGE_READWRITE',
         'Type:                   00040000          MEM_MAPPED',
-        'Allocation Base:        000007ff`ffec0000',
+        'Allocation Base:        000007ff`fffd0000',
         'Allocation Protect:     00000004          PAGE_READWRITE')
     assert d.execute(f"!address {proc.heap:x}").startswith("Usage:                  Heap\n")
     assert d.execute(f"!address {proc.peb:x}") == lines(
         'Usage:                  PEB',
-        'Base Address:           000007ff`fffd0000',
+        'Base Address:           000007ff`fffdf000',
         'End Address:            000007ff`fffe0000',
-        'Region Size:            00000000`00010000 (  64.000 kB)',
+        'Region Size:            00000000`00001000 (   4.000 kB)',
         'State:                  00001000          MEM_COMMIT',
         'Protect:                00000004          PAGE_READWRITE',
         'Type:                   00020000          MEM_PRIVATE',
-        'Allocation Base:        000007ff`fffd0000',
+        'Allocation Base:        000007ff`fffdf000',
         'Allocation Protect:     00000004          PAGE_READWRITE')
 
 
@@ -156,47 +156,47 @@ def test_summary_on_x64(x64):
         '',
         '--- Usage Summary ---------------- RgnCount ----------- Total Size -------- '
         '%ofBusy %ofTotal',
-        'Free                                     12      7ff`ffc61000 (   8.000 TB)'
+        'Free                                     12      7ff`ffc6e000 (   8.000 TB)'
         '          100.00%',
-        '<unknown>                                 8        0`00211000 (   2.066 MB)'
-        '  58.07%    0.00%',
+        '<unknown>                                 9        0`00213000 (   2.074 MB)'
+        '  59.13%    0.00%',
         'Heap                                      2        0`00100000 (   1.000 MB)'
-        '  28.10%    0.00%',
+        '  28.51%    0.00%',
         'Image                                    28        0`0006c000 ( 432.000 kB)'
-        '  11.86%    0.00%',
-        'PEB                                       1        0`00010000 (  64.000 kB)'
-        '   1.76%    0.00%',
+        '  12.03%    0.00%',
         'MappedFile                                1        0`00002000 (   8.000 kB)'
         '   0.22%    0.00%',
+        'PEB                                       1        0`00001000 (   4.000 kB)'
+        '   0.11%    0.00%',
         '',
         '--- Type Summary (for busy) ------ RgnCount ----------- Total Size -------- '
         '%ofBusy %ofTotal',
-        'MEM_PRIVATE                              11        0`00321000 (   3.129 MB)'
-        '  87.93%    0.00%',
+        'MEM_PRIVATE                              12        0`00314000 (   3.078 MB)'
+        '  87.75%    0.00%',
         'MEM_IMAGE                                28        0`0006c000 ( 432.000 kB)'
-        '  11.86%    0.00%',
+        '  12.03%    0.00%',
         'MEM_MAPPED                                1        0`00002000 (   8.000 kB)'
         '   0.22%    0.00%',
         '',
         '--- State Summary ---------------- RgnCount ----------- Total Size -------- '
         '%ofBusy %ofTotal',
-        'MEM_FREE                                 12      7ff`ffc61000 (   8.000 TB)'
+        'MEM_FREE                                 12      7ff`ffc6e000 (   8.000 TB)'
         '          100.00%',
         'MEM_RESERVE                               3        0`002f5000 (   2.957 MB)'
-        '  83.10%    0.00%',
-        'MEM_COMMIT                               37        0`0009a000 ( 616.000 kB)'
-        '  16.90%    0.00%',
+        '  84.30%    0.00%',
+        'MEM_COMMIT                               38        0`0008d000 ( 564.000 kB)'
+        '  15.70%    0.00%',
         '',
         '--- Protect Summary (for commit) - RgnCount ----------- Total Size -------- '
         '%ofBusy %ofTotal',
         'PAGE_EXECUTE_READ                         7        0`0004b000 ( 300.000 kB)'
-        '   8.23%    0.00%',
+        '   8.35%    0.00%',
         'PAGE_READONLY                            16        0`00025000 ( 148.000 kB)'
-        '   4.06%    0.00%',
-        'PAGE_READWRITE                            6        0`0001c000 ( 112.000 kB)'
-        '   3.07%    0.00%',
+        '   4.12%    0.00%',
+        'PAGE_READWRITE                            7        0`0000f000 (  60.000 kB)'
+        '   1.67%    0.00%',
         'PAGE_WRITECOPY                            6        0`0000c000 (  48.000 kB)'
-        '   1.32%    0.00%',
+        '   1.34%    0.00%',
         'PAGE_READWRITE|PAGE_GUARD                 2        0`00002000 (   8.000 kB)'
         '   0.22%    0.00%',
         '',
@@ -205,8 +205,8 @@ def test_summary_on_x64(x64):
         '<unknown>                                   0`00010000        0`000fe000 (1016.000 kB)',
         'Heap                                        0`00114000        0`000fc000 (1008.000 kB)',
         'Image                                     7fe`fefc1000        0`0000f000 (  60.000 kB)',
-        'PEB                                       7ff`fffd0000        0`00010000 (  64.000 kB)',
-        'MappedFile                                7ff`ffec0000        0`00002000 (   8.000 kB)')
+        'MappedFile                                7ff`fffd0000        0`00002000 (   8.000 kB)',
+        'PEB                                       7ff`fffdf000        0`00001000 (   4.000 kB)')
 
 
 def test_the_workshop_region_on_wrk_x86(wrk):
@@ -254,36 +254,36 @@ def test_summary_on_wrk_x86(wrk):
         '',
         '--- Usage Summary ---------------- RgnCount ----------- Total Size -------- '
         '%ofBusy %ofTotal',
-        'Free                                      7        0`7fd81000 (   1.998 GB)'
+        'Free                                      7        0`7fd8f000 (   1.998 GB)'
         '           99.88%',
-        '<unknown>                                 5        0`00120000 (   1.125 MB)'
-        '  46.23%    0.05%',
+        '<unknown>                                 6        0`00121000 (   1.129 MB)'
+        '  47.45%    0.06%',
         'Heap                                      2        0`00100000 (   1.000 MB)'
-        '  41.09%    0.05%',
+        '  42.04%    0.05%',
         'Image                                    16        0`0003f000 ( 252.000 kB)'
-        '  10.11%    0.01%',
-        'PEB                                       1        0`00010000 (  64.000 kB)'
-        '   2.57%    0.00%']
+        '  10.34%    0.01%',
+        'PEB                                       1        0`00001000 (   4.000 kB)'
+        '   0.16%    0.00%']
     assert out[-6:] == [
         '--- Largest Region by Usage ----------- Base Address -------- Region Size ----------',
         'Free                                        0`00411000        0`77b9f000 (   1.871 GB)',
         '<unknown>                                   0`00010000        0`000fe000 (1016.000 kB)',
         'Heap                                        0`00114000        0`000fc000 (1008.000 kB)',
         'Image                                       0`77fc1000        0`0000f000 (  60.000 kB)',
-        'PEB                                         0`7ffd0000        0`00010000 (  64.000 kB)']
+        'PEB                                         0`7ffdf000        0`00001000 (   4.000 kB)']
 
 
 def test_pagefile_backed_view_and_reserved_stack_on_win7_x86(x86):
     d = on(x86, x86.nt.scenario["processes"]["services"])
     assert d.execute(f"!address {x86.nt.scenario['names']['shm_services']:x}") == lines(
         'Usage:                  <unknown>',
-        'Base Address:           7ffc0000',
-        'End Address:            7ffc4000',
+        'Base Address:           7ffd0000',
+        'End Address:            7ffd4000',
         'Region Size:            00004000 (  16.000 kB)',
         'State:                  00001000          MEM_COMMIT',
         'Protect:                00000004          PAGE_READWRITE',
         'Type:                   00040000          MEM_MAPPED',
-        'Allocation Base:        7ffc0000',
+        'Allocation Base:        7ffd0000',
         'Allocation Protect:     00000004          PAGE_READWRITE')
     assert d.execute("!address 10000") == lines(
         'Usage:                  <unknown>',

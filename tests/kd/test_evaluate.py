@@ -45,3 +45,18 @@ def test_echo_and_comments(x64):
     assert x64.execute('.echo hello; $$ not shown; .echo "two words"') == "hello\ntwo words\n"
     assert x64.execute("* all of this; .echo is a comment") == ""
     assert x64.execute(".echo a;;.echo b") == "a\nb\n"
+
+
+def test_peb_pseudo_register_follows_the_implicit_process():
+    import kdsim
+    m = kdsim.boot("win7-x86", ram="256m")
+    d = m.debugger
+    proc = m.nt.process_objects[max(m.nt.process_objects)]
+    ep, peb = proc.ep, proc.peb
+    assert ep == m.nt.processes[-1]
+    assert d.execute("? @$peb") == "Evaluate expression: 0 = 00000000\n"   # System: none
+    d.execute(f".process /p {ep:x}")
+    assert d.execute("? @$peb") == f"Evaluate expression: {peb} = {peb:08x}\n"
+    assert d.execute("? $peb") == d.execute("? @$peb")
+    image_base = int(d.execute("dd @$peb+8 L1").split()[1], 16)   # PEB.ImageBaseAddress
+    assert image_base == proc.get_field("SectionBaseAddress") != 0

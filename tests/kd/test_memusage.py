@@ -16,12 +16,12 @@ HEAD = ("loading PFN database\n"
 
 EXPECTED = {
     "win7-x64": HEAD + (
-        "             Zeroed:    62299 (  249196 kb)\n"
-        "               Free:       52 (     208 kb)\n"
+        "             Zeroed:    62287 (  249148 kb)\n"
+        "               Free:       53 (     212 kb)\n"
         "            Standby:        2 (       8 kb)\n"
         "           Modified:        1 (       4 kb)\n"
         "    ModifiedNoWrite:        0 (       0 kb)\n"
-        "       Active/Valid:     3068 (   12272 kb)\n"
+        "       Active/Valid:     3079 (   12316 kb)\n"
         "         Transition:        0 (       0 kb)\n"
         "         SLIST/Temp:        0 (       0 kb)\n"
         "                Bad:        0 (       0 kb)\n"

@@ -33,46 +33,46 @@ def _user_page(m):
 # (role, pfn, text): role says which page it is, checked against the memory manager below.
 EXPECTED = {
     "win7-x64": [
-        ("page table", 0x13E,
-         "    PFN 0000013E at address FFFFFA8000003BA0\n"
+        ("page table", 0x149,
+         "    PFN 00000149 at address FFFFFA8000003DB0\n"
          "    flink       00000000  blink / share count 00000009  pteaddress FFFFF6FB40000008\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 00012C  Active             \n"
+         "    restore pte 00000080  containing page 000135  Active             \n"
          "                            \n"),
-        ("user page", 0x13D,
-         "    PFN 0000013D at address FFFFFA8000003B70\n"
-         "    flink       00000009  blink / share count 00000001  pteaddress FFFFF68000001080\n"
+        ("user page", 0x148,
+         "    PFN 00000148 at address FFFFFA8000003D80\n"
+         "    flink       0000000A  blink / share count 00000001  pteaddress FFFFF68000001080\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 00013E  Active     M       \n"
+         "    restore pte 00000080  containing page 000149  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x188,
-         "    PFN 00000188 at address FFFFFA8000004980\n"
-         "    flink       00000189  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
+        (P.ZEROED, 0x194,
+         "    PFN 00000194 at address FFFFFA8000004BC0\n"
+         "    flink       00000195  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
-        (P.FREE, 0x13B,
-         "    PFN 0000013B at address FFFFFA8000003B10\n"
-         "    flink       00000146  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B0\n"
+        (P.FREE, 0x146,
+         "    PFN 00000146 at address FFFFFA8000003D20\n"
+         "    flink       00000151  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000004  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x14E,
-         "    PFN 0000014E at address FFFFFA8000003EA0\n"
-         "    flink       0000016D  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001080\n"
+        (P.STANDBY, 0x159,
+         "    PFN 00000159 at address FFFFFA80000040B0\n"
+         "    flink       00000178  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001080\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000020  containing page 00014F  Standby            \n"
+         "    restore pte 00000020  containing page 00015A  Standby            \n"
          "                            \n"),
-        (P.MODIFIED, 0x14C,
-         "    PFN 0000014C at address FFFFFA8000003E40\n"
+        (P.MODIFIED, 0x157,
+         "    PFN 00000157 at address FFFFFA8000004050\n"
          "    flink       FFFFFFFFFFFFFFFF  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 00014B  Modified   M       \n"
+         "    restore pte 00000080  containing page 000156  Modified   M       \n"
          "    Modified                \n"),
     ],
     "win7-x86": [
-        ("page table", 0x66,
-         "    PFN 00000066 at address 84000990\n"
+        ("page table", 0x67,
+         "    PFN 00000067 at address 840009A8\n"
          "    flink       00000000  blink / share count 00000009  pteaddress C0300000\n"
          "    reference count 0001   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000062  Active             \n"
@@ -81,7 +81,7 @@ EXPECTED = {
          "    PFN 00000072 at address 84000AB0\n"
          "    flink       00000009  blink / share count 00000001  pteaddress C0000840\n"
          "    reference count 0001   Cached     color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000066  Active     M       \n"
+         "    restore pte 00000080  containing page 000067  Active     M       \n"
          "    Modified                \n"),
         (P.ZEROED, 0x10D,
          "    PFN 0000010D at address 84001938\n"
@@ -91,7 +91,7 @@ EXPECTED = {
          "                            \n"),
         (P.FREE, 0x70,
          "    PFN 00000070 at address 84000A80\n"
-         "    flink       0000007A  blink / share count FFFFFFFF  pteaddress 89000180\n"
+         "    flink       0000007A  blink / share count FFFFFFFF  pteaddress 89000181\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000003  Free               \n"
          "                            \n"),
@@ -155,7 +155,7 @@ def test_the_expected_pages_are_what_the_memory_manager_says(machines, target):
 
 def test_x64_sample_of_the_reference_spacing(machines):
     """The x64 Active+Modified lines have the reference's exact spacing (RF2)."""
-    out = machines["win7-x64"].debugger.execute("!pfn 13d").splitlines()
+    out = machines["win7-x64"].debugger.execute("!pfn 148").splitlines()
     assert out[2].startswith("    reference count 0001    used entry count  0000      Cached    color 0")
     assert out[3].endswith("  Active     M       ")
     assert out[4] == "    Modified                "

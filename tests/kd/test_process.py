@@ -82,7 +82,7 @@ def test_process_0_1_on_win7_x64():
         + _x64_block("fffffa8003000290", "0004", "0000", "03200000", "System",
                      "0000000000000000", 0, 0, 0, 0, 0, 0) + "\n"
         + _x64_block("fffffa8003000860", "0100", "0004", "00008000", "calc.exe",
-                     "fffffa8003000d40", 8, 6, 6, 2, 5, 22) + "\n")
+                     "fffffa8003000d40", 9, 7, 7, 2, 6, 9) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +92,10 @@ def win7():
 
 def test_process_address_7_on_win7_x64(win7):
     notepad = win7.nt.scenario["processes"]["notepad"]
-    assert notepad.ep == 0xfffffa800300a040
-    assert win7.debugger.execute("!process fffffa800300a040 7") == _x64_block(
-        "fffffa800300a040", "02b8", "0278", "00123000", "notepad.exe", "fffffa800300aaa0",
-        12, 16, 21, 2, 20, 38) + "\nNo active threads\n"
+    assert notepad.ep == 0xfffffa800300a440
+    assert win7.debugger.execute("!process fffffa800300a440 7") == _x64_block(
+        "fffffa800300a440", "02b8", "0278", "0012d000", "notepad.exe", "fffffa800300ae60",
+        13, 17, 22, 2, 21, 25) + "\nNo active threads\n"
 
 
 WRK_SYSTEM_1 = (
@@ -122,7 +122,7 @@ WRK_MEMORYALLOC_1 = (
     "PROCESS fb000490  SessionId: none  Cid: 0100    Peb: 7ffdf000  ParentCid: 0004\n"
     "    DirBase: 00005000  ObjectTable: 00000000  HandleCount:   0.\n"
     "    Image: MemoryAlloc.exe\n"
-    "    VadRoot fb000850 Vads 9 Clone 0 Private 0. Modified 0. Locked 0.\n"
+    "    VadRoot fb000750 Vads 10 Clone 0 Private 0. Modified 0. Locked 0.\n"
     "    DeviceMap 00000000\n"
     "    Token                             00000000\n"
     "    ElapsedTime                       00:00:00.000\n"
@@ -137,7 +137,7 @@ WRK_MEMORYALLOC_1 = (
     "    PageFaultCount                    6\n"
     "    MemoryPriority                    BACKGROUND\n"
     "    BasePriority                      0\n"
-    "    CommitCharge                      38\n")
+    "    CommitCharge                      24\n")
 
 
 def test_process_0_1_on_the_workshop_machine(wrk):
@@ -245,7 +245,7 @@ def test_values_are_read_from_the_eprocess():
     d.execute(f"eq {at('CloneRoot')} fffffa8000001000")
     d.execute(f"eq {at('Job')} fffffa8000002000")
     out = d.execute(f"!process {ep:x} 1")
-    assert "    VadRoot fffffa8003000d40 Vads 8 Clone 1 Private 349. Modified 11623. Locked 0.\n" \
+    assert "    VadRoot fffffa8003000d40 Vads 9 Clone 1 Private 349. Modified 11623. Locked 0.\n" \
            "    DeviceMap fffff8a000004560\n" \
            "    Token                             fffff8a000123450\n" \
            "    ElapsedTime                       1 Day 01:53:14.490\n" \
@@ -255,7 +255,7 @@ def test_values_are_read_from_the_eprocess():
            "    QuotaPoolUsage[NonPagedPool]      14592\n" in out
     assert "    MemoryPriority                    FOREGROUND\n" \
            "    BasePriority                      8\n" \
-           "    CommitCharge                      22\n" \
+           "    CommitCharge                      9\n" \
            "    Job                               fffffa8000002000\n" in out
     d.execute(f"eq {at('CreateTime')} {created + 1:x}")              # after "now"
     assert "    ElapsedTime                       <Invalid>\n" in d.execute(f"!process {ep:x} 1")
@@ -271,12 +271,12 @@ def test_a_thread_on_the_list_is_walked_from_guest_memory():
     d.execute(f"ed {ep + ts.offset_of('_EPROCESS', 'ActiveThreads'):x} 1")
     out = d.execute(f"!process {ep:x} 7")
     assert "No active threads" not in out
-    assert out.endswith(f"CommitCharge                      38\n\n        kdsim: thread list "
+    assert out.endswith(f"CommitCharge                      24\n\n        kdsim: thread list "
                         f"entry {entry:08x} (the symbols have no _ETHREAD to show it with)\n")
 
 
 @pytest.mark.parametrize("target,bad,other", [
-    ("win7-x64", "0000000000001234", "fffffa800300a048"),
+    ("win7-x64", "0000000000001234", "fffffa800300a448"),
     ("wrk-x86", "00001234", "fb000498"),
 ])
 def test_bad_input(target, bad, other):

@@ -19,12 +19,12 @@ EXPECTED = {
     "win7-x64": {
         0: ("                                           VA 0000000000210000\n"
             "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF68000001080\n"
-            "contains 0000000000137867  contains 000000000013A867  contains 000000000014C867  contains 800000000014B867\n"
-            "pfn 137       ---DA--UWEV  pfn 13a       ---DA--UWEV  pfn 14c       ---DA--UWEV  pfn 14b       ---DA--UW-V\n"),
+            "contains 0000000000140867  contains 0000000000143867  contains 0000000000157867  contains 8000000000156867\n"
+            "pfn 140       ---DA--UWEV  pfn 143       ---DA--UWEV  pfn 157       ---DA--UWEV  pfn 156       ---DA--UW-V\n"),
         0x8000: ("                                           VA 0000000000218000\n"
                  "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF680000010C0\n"
-                 "contains 0000000000137867  contains 000000000013A867  contains 000000000014C867  contains 0000000000000080\n"
-                 "pfn 137       ---DA--UWEV  pfn 13a       ---DA--UWEV  pfn 14c       ---DA--UWEV  not valid\n"
+                 "contains 0000000000140867  contains 0000000000143867  contains 0000000000157867  contains 0000000000000080\n"
+                 "pfn 140       ---DA--UWEV  pfn 143       ---DA--UWEV  pfn 157       ---DA--UWEV  not valid\n"
                  + " " * 82 + "DemandZero\n" + " " * 82 + "Protect: 4 - ReadWrite\n"),
     },
     "win7-x86pae": {
@@ -38,12 +38,12 @@ EXPECTED = {
     "win7-x86": {
         0: ("                 VA 00210000\n"
             "PDE at C0300000         PTE at C0000840\n"
-            "contains 00074867       contains 00080867\n"
-            "pfn 74    ---DA--UWEV   pfn 80    ---DA--UWEV\n"),
+            "contains 00075867       contains 00080867\n"
+            "pfn 75    ---DA--UWEV   pfn 80    ---DA--UWEV\n"),
         0xC000: ("                 VA 0021c000\n"
                  "PDE at C0300000         PTE at C0000870\n"
-                 "contains 00074867       contains 00000000\n"
-                 "pfn 74    ---DA--UWEV   not valid\n"),
+                 "contains 00075867       contains 00000000\n"
+                 "pfn 75    ---DA--UWEV   not valid\n"),
     },
 }
 

@@ -30,7 +30,7 @@ def test_reads_mark_unreadable_bytes(target):
     r = t.read_virtual(k, 2)
     assert r.complete and r.data == b"MZ"
     p = t.read_physical(0x9F000 - 2, 4)                    # the hole below 1 MB
-    assert p.readable == (True, True, False, False) and p.readable_prefix == 2
+    assert p.readable == b"\1\1\0\0" and p.readable_prefix == 2
 
 
 def test_another_address_space_is_read_without_loading_it(target):

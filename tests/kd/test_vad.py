@@ -45,22 +45,23 @@ def test_vad_of_explorer_on_x64(x64):
     d = on(x64, x64.nt.scenario["processes"]["explorer"])
     assert d.execute("!vad") == lines(
         'VAD             level      start      end    commit',
-        'fffffa80030095c0 ( 3)         10      10f         2 Private      READWRITE',
-        'fffffa8003009610 ( 2)        110      20f         4 Private      READWRITE',
-        'fffffa800300ae20 ( 3)        210      210         1 Private      READONLY',
-        'fffffa8003009520 ( 1)      7ffe0    7ffef         0 Private      READONLY',
-        'fffffa80030097d0 ( 2)     13f000   13f012         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa8003009f80 ( 3)   7fefef60 7fefef70         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa8003009d80 ( 0)   7fefef80 7fefef90         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa8003009b80 ( 3)   7fefefa0 7fefefa8         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa8003009980 ( 2)   7fefefb0 7fefefba         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa80030098f0 ( 3)   7fefefc0 7fefefd1         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa8003009860 ( 1)   7fefefe0 7fefeff0         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa800300b200 ( 3)   7ffffec0 7ffffec1         0 Mapped       READWRITE',
-        'fffffa800300add0 ( 2)   7ffffed0 7fffffcf         5 Private      READWRITE',
-        'fffffa8003009570 ( 3)   7fffffd0 7fffffdf        16 Private      READWRITE',
+        'fffffa8003009940 ( 3)         10      10f         2 Private      READWRITE',
+        'fffffa8003009990 ( 2)        110      20f         4 Private      READWRITE',
+        'fffffa800300b300 ( 3)        210      210         1 Private      READONLY',
+        'fffffa8003009850 ( 1)      7ffe0    7ffef         0 Private      READONLY',
+        'fffffa8003009b50 ( 3)     13f000   13f012         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fffffa800300a380 ( 2)   7fefef60 7fefef70         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fffffa800300a180 ( 3)   7fefef80 7fefef90         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fffffa8003009f00 ( 0)   7fefefa0 7fefefa8         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fffffa8003009d00 ( 3)   7fefefb0 7fefefba         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fffffa8003009c70 ( 2)   7fefefc0 7fefefd1         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fffffa8003009be0 ( 1)   7fefefe0 7fefeff0         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fffffa800300b2b0 ( 3)   7ffffed0 7fffffcf         5 Private      READWRITE',
+        'fffffa800300b6b0 ( 4)   7fffffd0 7fffffd1         0 Mapped       READWRITE',
+        'fffffa80030098f0 ( 2)   7fffffdd 7fffffde         2 Private      READWRITE',
+        'fffffa80030098a0 ( 3)   7fffffdf 7fffffdf         1 Private      READWRITE',
         '',
-        'Total VADs:    14  average level:    3  maximum depth: 3')
+        'Total VADs:    15  average level:    3  maximum depth: 4')
 
 
 def test_vad_detail_of_an_image_view_with_its_control_area_on_x64(x64):
@@ -68,18 +69,18 @@ def test_vad_detail_of_an_image_view_with_its_control_area_on_x64(x64):
     kernel32 = x64.nt.sections["kernel32.dll"].base
     assert d.execute(f"!vad {kernel32:x} 1") == lines(
         '',
-        'VAD @ fffffa80030098f0',
-        '  Start VPN:      7fefefc0  End VPN: 7fefefd1  Control Area:  fffffa80030042a0',
+        'VAD @ fffffa8003009c70',
+        '  Start VPN:      7fefefc0  End VPN: 7fefefd1  Control Area:  fffffa8003004410',
         '  First ProtoPte: fffff8a000000228  Last PTE fffff8a0000002b0  '
         'Commit Charge         0 (0.)',
         '  Secured.Flink          0  Blink           0  Banked/Extend:        0',
         '  File Offset   0',
         '   ImageMap EXECUTE_WRITECOPY',
         '',
-        'ControlArea  @ fffffa80030042a0',
+        'ControlArea  @ fffffa8003004410',
         '  Segment      fffff8a0000001e0  Flink      0000000000000000  '
         'Blink        0000000000000000',
-        '  Section Ref                 1  Pfn Ref                   0  '
+        '  Section Ref                 1  Pfn Ref                   1  '
         'Mapped Views                a',
         '  User Ref                    a  WaitForDel                0  '
         'Flush Count                 0',
@@ -88,7 +89,7 @@ def test_vad_detail_of_an_image_view_with_its_control_area_on_x64(x64):
         '  WritableRefs                0  ',
         '  Flags (20) Image ')
     # The node address gives the same block as a user address inside the view.
-    assert d.execute("!vad fffffa80030098f0 1") == d.execute(f"!vad {kernel32 + 0x5123:x} 1")
+    assert d.execute("!vad fffffa8003009c70 1") == d.execute(f"!vad {kernel32 + 0x5123:x} 1")
 
 
 def test_vad_detail_of_a_private_reservation_on_x64(x64):
@@ -96,7 +97,7 @@ def test_vad_detail_of_a_private_reservation_on_x64(x64):
     heap = x64.nt.scenario["names"]["ex_heap"]
     assert d.execute(f"!vad {heap:x} 1") == lines(
         '',
-        'VAD @ fffffa800300add0',
+        'VAD @ fffffa800300b2b0',
         '  Start VPN:      7ffffed0  End VPN: 7fffffcf  Control Area:  0000000000000000',
         '  First ProtoPte: 0000000000000000  Last PTE 0000000000000000  '
         'Commit Charge         5 (5.)',
@@ -110,7 +111,7 @@ def test_vad_with_a_user_address_prints_that_vads_row(x64):
     d = on(x64, x64.nt.scenario["processes"]["explorer"])
     assert d.execute("!vad 7ffe0123") == lines(
         'VAD             level      start      end    commit',
-        'fffffa8003009520 ( 1)      7ffe0    7ffef         0 Private      READONLY',
+        'fffffa8003009850 ( 1)      7ffe0    7ffef         0 Private      READONLY',
         '',
         'Total VADs:     1  average level:    2  maximum depth: 1')
 
@@ -119,21 +120,22 @@ def test_vad_of_the_workshop_process_on_wrk_x86(wrk):
     d = on(wrk, wrk.nt.scenario["processes"]["MemoryAlloc"])
     assert d.execute("!vad") == lines(
         'VAD     level      start      end    commit',
-        'fb000750 ( 2)         10      10f         2 Private      READWRITE',
-        'fb000770 ( 1)        110      20f         4 Private      READWRITE',
-        'fb000b50 ( 2)        340      34f        16 Private      READWRITE',
-        'fb000850 ( 0)        400      410         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000b20 ( 3)      77fb0    77fba         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000a30 ( 2)      77fc0    77fd1         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000940 ( 3)      77fe0    77ff0         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000730 ( 1)      7ffd0    7ffdf        16 Private      READWRITE',
+        'fb000770 ( 3)         10      10f         2 Private      READWRITE',
+        'fb000790 ( 2)        110      20f         4 Private      READWRITE',
+        'fb000b70 ( 3)        340      34f        16 Private      READWRITE',
+        'fb000870 ( 1)        400      410         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fb000b40 ( 3)      77fb0    77fba         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fb000a50 ( 2)      77fc0    77fd1         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fb000960 ( 3)      77fe0    77ff0         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fb000750 ( 0)      7ffde    7ffde         1 Private      READWRITE',
+        'fb000730 ( 1)      7ffdf    7ffdf         1 Private      READWRITE',
         'fb000710 ( 2)      7ffe0    7ffef         0 Private      READONLY',
         '',
-        'Total VADs:     9  average level:    2  maximum depth: 3')
+        'Total VADs:    10  average level:    3  maximum depth: 3')
     # The workshop's region: reserved, then committed whole (16 pages) and written.
     assert d.execute("!vad 340000 1") == lines(
         '',
-        'VAD @ fb000b50',
+        'VAD @ fb000b70',
         '  Start VPN:           340  End VPN:      34f  Control Area:  00000000',
         '  First ProtoPte: 00000000  Last PTE 00000000  Commit Charge        10 (16.)',
         '  Secured.Flink          0  Blink           0  Banked/Extend:        0',
@@ -146,16 +148,16 @@ def test_vad_detail_of_an_image_on_wrk_x86_reads_the_vads_control_area(wrk):
     d = on(wrk, wrk.nt.scenario["processes"]["MemoryAlloc"])
     assert d.execute("!vad 400000 1") == lines(
         '',
-        'VAD @ fb000850',
-        '  Start VPN:           400  End VPN:      410  Control Area:  fb000790',
+        'VAD @ fb000870',
+        '  Start VPN:           400  End VPN:      410  Control Area:  fb0007b0',
         '  First ProtoPte: e1000070  Last PTE e10000b0  Commit Charge         0 (0.)',
         '  Secured.Flink          0  Blink           0  Banked/Extend:        0',
         '  File Offset   0',
         '   ImageMap EXECUTE_WRITECOPY',
         '',
-        'ControlArea  @ fb000790',
+        'ControlArea  @ fb0007b0',
         '  Segment      e1000038  Flink      00000000  Blink        00000000',
-        '  Section Ref         1  Pfn Ref           0  Mapped Views        1',
+        '  Section Ref         1  Pfn Ref           1  Mapped Views        1',
         '  User Ref            1  WaitForDel        0  Flush Count         0',
         '  File Object  00000000  ModWriteCount     0  System Views        0',
         '  WritableRefs        0  ',
@@ -167,16 +169,16 @@ def test_pagefile_backed_section_on_win7_x86(x86):
     shm = x86.nt.scenario["names"]["shm_services"]
     assert d.execute(f"!vad {shm:x}") == lines(
         'VAD     level      start      end    commit',
-        '86006320 ( 3)      7ffc0    7ffc3         0 Mapped       READWRITE          '
+        '860068c0 ( 3)      7ffd0    7ffd3         0 Mapped       READWRITE          '
         'Pagefile-backed section',
         '',
         'Total VADs:     1  average level:    4  maximum depth: 3')
     assert d.execute(f"!vad {shm:x} 1").endswith(lines(
         '   READWRITE',
         '',
-        'ControlArea  @ 860062a8',
+        'ControlArea  @ 86006848',
         '  Segment      890006e0  Flink      00000000  Blink        00000000',
-        '  Section Ref         1  Pfn Ref           0  Mapped Views        2',
+        '  Section Ref         1  Pfn Ref           1  Mapped Views        2',
         '  User Ref            2  WaitForDel        0  Flush Count         0',
         '  File Object  00000000  ModWriteCount     0  System Views        0',
         '  WritableRefs        0  ',
@@ -230,9 +232,9 @@ def test_unreadable_node_stops_the_walk_after_the_rows_before_it(corrupt):
         'Unable to read VAD at fffff88000000000')
     # Walking from the root's right child never meets the bad link.
     out = d.execute(f"!vad {proc.vads.read_header(root)[2]:x}")
-    assert out.endswith("maximum depth: 2\n") and "Unable" not in out
+    assert out.endswith("maximum depth: 3\n") and "Unable" not in out
     # The subtree of the (intact) left child is still listed.
-    assert d.execute(f"!vad {left:x}").count("\n") == 6 + 3
+    assert d.execute(f"!vad {left:x}").count("\n") == 7 + 3
 
 
 # -- consistency with the memory manager ------------------------------------------------------

@@ -6,8 +6,8 @@ import kdsim
 
 WSLE_X64 = """
 Working Set @ fffff70001080000
-    FirstFree        7  FirstDynamic        0
-    LastEntry       14  NextSlot            0  LastInitialized      16e
+    FirstFree        8  FirstDynamic        0
+    LastEntry       15  NextSlot            0  LastInitialized      16e
     NonDirect        0  HashTable           0  HashTableSize          0
 
 Reading the WSLE data...
@@ -18,6 +18,7 @@ Virtual Address           Age  Locked  ReferenceCount
 000007fefefe0009          0        0        1
 000007fefefe1009          0        0        1
 000007fffffdf009          0        0        1
+000007fffffdd009          0        0        1
 000007fffffde009          0        0        1
 000007fefefa0009          0        0        1
 000007fefefc8009          0        0        1
@@ -31,7 +32,7 @@ Virtual Address           Age  Locked  ReferenceCount
 000000000021b009          0        0        1
 
 Reading the WSLE data...
-Valid WSLE entries = 0x10
+Valid WSLE entries = 0x11
 found end @ wsle index 0x16e
 """
 

@@ -164,3 +164,38 @@ def test_an_image_view_cannot_be_made_writable_except_copy_on_write(two):
     assert access(nt, a, nd.base, 1)[0] == pr.STATUS_ACCESS_VIOLATION
     assert access(nt, b, nd.base, 2) == (0, b"MZ")
     assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def _resident_section_pages(nt, section) -> int:
+    """Pages of ``section`` in memory, counted in the PFN database: prototype pages whose
+    PteAddress lies in its prototype-PTE array, active or on the standby/modified list."""
+    from kdsim.nt.pfn import MODIFIED
+    e = nt.pfn.e
+    import numpy as np
+    pte = e["pte"].astype(np.uint64)
+    lo = np.uint64(section.proto)
+    inside = (pte >= lo) & (pte < lo + np.uint64(section.pages * section.pte_size))
+    n = 0
+    for pfn in inside.nonzero()[0]:
+        if nt.pfn.get(int(pfn), nt.pfn.lay.prototype) and \
+                nt.pfn.location(int(pfn)) in (ACTIVE, STANDBY, MODIFIED):
+            n += 1
+    return n
+
+
+def test_number_of_pfn_references_counts_the_sections_pages_in_memory(two):
+    m, nt, a, b = two
+    nd = nt.image_section("ntdll.dll")
+    f = nt.ts.field("_CONTROL_AREA", "NumberOfPfnReferences")
+
+    def refs():
+        return f.read(nt.kmem, nd.ca)
+    assert refs() == _resident_section_pages(nt, nd) >= 2      # headers and first code page
+    nt.trim_page(a, nd.base)
+    nt.trim_page(b, nd.base)
+    assert refs() == _resident_section_pages(nt, nd)          # standby pages still count
+    before = refs()
+    nt.repurpose(nt.pfn.total(STANDBY))
+    assert refs() == _resident_section_pages(nt, nd) == before - 1
+    assert access(nt, b, nd.base, 2) == (0, b"MZ")            # read from the file again
+    assert refs() == _resident_section_pages(nt, nd) == before

@@ -130,16 +130,40 @@ def test_ctrl_c_during_a_command_returns_to_the_prompt(x86):
         prompt = "0: kd> "
         calls = []
 
-        def execute(self, line):
+        def run_line(self, line, write):
             self.calls.append(line)
+            write("first part\n")
             if line == "slow":
                 raise KeyboardInterrupt
-            return "ok\n"
+            write("ok\n")
     written = []
     r = Runner(Slow(), written.append)
     r.run("slow", echo=False)
     r.run("fast", echo=False)
-    assert written == ["^C\n", "ok\n"] and Slow.calls == ["slow", "fast"]
+    assert written == ["first part\n", "^C\n", "first part\n", "ok\n"]
+    assert Slow.calls == ["slow", "fast"]
+
+
+def test_a_long_dump_stops_on_ctrl_c_after_what_it_printed(x86):
+    """A real command: db over 1 GB with L? is read and printed a chunk at a time; the
+    interrupt (raised here by the output after 3 chunks) stops it and the session goes on."""
+    d = x86.debugger
+    pieces = []
+
+    def write(text):
+        pieces.append(text)
+        if len(pieces) == 3:
+            raise KeyboardInterrupt
+    written = []
+    r = Runner(d, written.append)
+    r.write = write
+    r.run("db 80000000 L?40000000", echo=False)
+    assert len(pieces) == 4 and pieces[-1] == "^C\n"             # three chunks, then ^C
+    assert all(p.count("\n") == 1024 for p in pieces[:3])       # 1024 lines each
+    assert pieces[0].startswith("80000000  ") and pieces[2].startswith("80008000  ")
+    r.write = written.append
+    r.run("? 1", echo=False)
+    assert written == ["Evaluate expression: 1 = 00000001\n"]
 
 
 def test_main_in_process_with_c_and_q(capsys):

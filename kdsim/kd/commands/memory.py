@@ -104,9 +104,14 @@ def _range(session, typed: str, args: str, offset: int, unit: int, default: int,
     return start, count, key, mask
 
 
+CHUNK_LINES = 1024                   # a long dump is read and printed this many lines at a time
+
+
 def display(session, name: str, args: str, offset: int, physical: bool = False,
-            typed: str | None = None) -> str:
-    """One d* command (``physical``: its !d* twin, which reads physical memory)."""
+            typed: str | None = None):
+    """One d* command (``physical``: its !d* twin, which reads physical memory).  A
+    generator: a long dump is read and printed a chunk at a time, so it stops at once on
+    Ctrl-C after what it printed so far, and needs no more memory than a chunk."""
     t = session.target
     unit, per_line, ascii_col = FORMATS[name]
     if unit == "ptr":
@@ -117,19 +122,29 @@ def display(session, name: str, args: str, offset: int, physical: bool = False,
                                      DEFAULT_BYTES // unit, physical)
     if not physical:
         session.last_display = name
-    if physical:
-        data = t.read_physical(start, count * unit)
-        good = data.readable_prefix // (per_line * unit) * per_line
-        if good < count and not data.complete:
-            count_shown = good
+    step = per_line * CHUNK_LINES
+    for first in range(0, count, step):
+        n = min(step, count - first)
+        at = (start + first * unit) & mask
+        if physical:
+            data = t.read_physical(at, n * unit)
+            good = data.readable_prefix // (per_line * unit) * per_line
+            if good < n and not data.complete:
+                yield _cell_lines(t, name, data, at, good, unit, per_line, ascii_col, physical)
+                yield f"Physical memory read at {at + data.readable_prefix:x} failed\n"
+                session.next_display[key] = (start + count * unit) & mask
+                return
         else:
-            count_shown = count
-    else:
-        data = t.read_virtual(start, count * unit, cr3=session.context_cr3)
-        count_shown = count
+            data = t.read_virtual(at, n * unit, cr3=session.context_cr3)
+        yield _cell_lines(t, name, data, at, n, unit, per_line, ascii_col, physical)
+    session.next_display[key] = (start + count * unit) & mask
+
+
+def _cell_lines(t, name, data, start, count, unit, per_line, ascii_col, physical) -> str:
+    """``count`` cells of ``data`` (read at ``start``) as d* lines."""
     lines = []
-    for first in range(0, count_shown, per_line):
-        n = min(per_line, count_shown - first)
+    for first in range(0, count, per_line):
+        n = min(per_line, count - first)
         cells = []
         for k in range(first, first + n):
             lo = k * unit
@@ -158,10 +173,6 @@ def display(session, name: str, args: str, offset: int, physical: bool = False,
             gap = " " if physical else "  "
             line = f"{line:<{len(line) + width - len(hexpart)}}{gap}{chars}"
         lines.append(line + "\n")
-    if count_shown < count:
-        failed = start + data.readable_prefix
-        lines.append(f"Physical memory read at {failed:x} failed\n")
-    session.next_display[key] = (start + count * unit) & mask
     return "".join(lines)
 
 
@@ -199,7 +210,7 @@ def _printable(code: int) -> str:
 
 
 def display_string(session, name: str, args: str, offset: int, physical: bool = False,
-                   typed: str | None = None) -> str:
+                   typed: str | None = None):
     """da/du (and !du): ``ADDR  "text"`` lines of up to 32 characters, stopping at the
     terminating null or after the count.  Unreadable virtual memory shows as '?' and ends
     the display with its line (kdsim's choice: no transcript shows it); an unreadable
@@ -212,7 +223,7 @@ def display_string(session, name: str, args: str, offset: int, physical: bool = 
     start, count, key, mask = _range(session, typed, args, offset, unit, default, physical)
     if not physical:
         session.last_display = name
-    lines, shown, ended, failed, unreadable = [], 0, False, None, False
+    shown, ended, failed, unreadable = 0, False, None, False
     while shown < count and not ended and failed is None and not unreadable:
         n = min(STRING_LINE, count - shown)
         at = (start + shown * unit) & mask
@@ -235,13 +246,12 @@ def display_string(session, name: str, args: str, offset: int, physical: bool = 
             text.append(_printable(code))
         if text or (shown == 0 and failed is None):
             quoted = '"' + "".join(text) + '"'
-            lines.append(f"#{at:8x} {quoted}\n" if physical
-                         else f"{pointer(at, t.pointer_size)}  {quoted}\n")
+            yield (f"#{at:8x} {quoted}\n" if physical
+                   else f"{pointer(at, t.pointer_size)}  {quoted}\n")
         shown += len(text)
     if failed is not None:
-        lines.append(f"Physical memory read at {failed:x} failed\n")
+        yield f"Physical memory read at {failed:x} failed\n"
     session.next_display[key] = (start + (shown + ended) * unit) & mask
-    return "".join(lines)
 
 
 REGISTRY.add(Command(("da",), "da [Range]", "display memory as an ASCII string",
@@ -264,7 +274,7 @@ SYMBOL_FORMATS = {"dds": 4, "dqs": 8, "dps": "ptr"}
 
 
 def display_symbols(session, name: str, args: str, offset: int,
-                    typed: str | None = None) -> str:
+                    typed: str | None = None):
     """``ADDR  VALUE SYMBOL``: one value a line, the symbol only when the value is an
     address inside a loaded module (windbg-formats.md §2.5).  128 bytes by default."""
     t = session.target
@@ -272,8 +282,17 @@ def display_symbols(session, name: str, args: str, offset: int,
     start, count, key, mask = _range(session, typed or name, args, offset, unit,
                                      DEFAULT_BYTES // unit, False)
     session.last_display = name
-    data = t.read_virtual(start, count * unit, cr3=session.context_cr3)
     spans = [(base, base + size) for base, size in session.modules().values()]
+    for first in range(0, count, CHUNK_LINES):
+        n = min(CHUNK_LINES, count - first)
+        at = (start + first * unit) & mask
+        data = t.read_virtual(at, n * unit, cr3=session.context_cr3)
+        yield _symbol_lines(session, data, at, n, unit, spans)
+    session.next_display[key] = (start + count * unit) & mask
+
+
+def _symbol_lines(session, data, start: int, count: int, unit: int, spans) -> str:
+    t = session.target
     lines = []
     for k in range(count):
         lo = k * unit
@@ -295,7 +314,6 @@ def display_symbols(session, name: str, args: str, offset: int,
         if target is not None and any(b <= target < e for b, e in spans):
             symbol = symbolize(session, target)
         lines.append(f"{addr}  {cell} {symbol}\n" if symbol else f"{addr}  {cell}\n")
-    session.next_display[key] = (start + count * unit) & mask
     return "".join(lines)
 
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 from kdsim.nt.protect import pte_protect_name
 from kdsim.nt.pte import PteCodec
 
+from ..expr import ExprError
 from ..registry import REGISTRY
 
 # x64: PXE PPE PDE PTE (column width 27); PAE: PDE PTE (27); x86: PDE PTE (24).
@@ -57,15 +58,65 @@ def _codec(profile) -> PteCodec:
     return PteCodec(profile)
 
 
-@REGISTRY.command("!pte", syntax="!pte VirtualAddress | PteAddress",
-                  summary="display the page-table entries of an address")
+def _arguments(session, args: str) -> tuple[int, int | None]:
+    """One or two expressions (positions in errors relative to ``args``)."""
+    ev = session.evaluator()
+    first, end = ev.parse(args, 0)
+    rest = args[end:]
+    if not rest.strip():
+        return first, None
+    second, end2 = ev.parse(args, end + len(rest) - len(rest.lstrip()))
+    if args[end2:].strip():
+        raise ExprError("syntax", end2 + len(args[end2:]) - len(args[end2:].lstrip()))
+    return first, second
+
+
+@REGISTRY.command("!pte", syntax="!pte VirtualAddress [EndAddress] | PteAddress | "
+                  "LiteralAddress 1",
+                  summary="display the page-table entries of an address",
+                  help="One address in the page-table range is a PTE's address (its VA is "
+                       "shown); a second address above the first shows every page of the "
+                       "range; LiteralAddress 1 decodes the entry at that address as a PTE "
+                       "wherever it is (kdsim shows it as one PTE column).")
 def pte(session, args: str, offset: int) -> str:
+    ptr = session.target.pointer_size
+    mask = 0xFFFFFFFF if ptr == 4 else (1 << 64) - 1
+    first, second = _arguments(session, args)
+    first &= mask
+    if second is None:
+        return _block(session, first)
+    second &= mask
+    if second == 1:
+        return _literal(session, first)
+    if second <= first:
+        raise ExprError("syntax", len(args.rstrip()))
+    # One block a page, printed as it is made (a long range stops on Ctrl-C).
+    return (_block(session, va) for va in range(first & ~0xFFF, second + 1, 0x1000))
+
+
+def _literal(session, addr: int) -> str:
+    """``!pte Address 1``: the entry at ``addr`` decoded as a PTE, in one column."""
+    t = session.target
+    prof = t.profile
+    size, ptr = prof.pte_size, prof.pointer_size
+    read = t.read_virtual(addr, size, cr3=session.context_cr3)
+    value = int.from_bytes(read.data, "little")
+    lines = [f"PTE at {addr:0{2 * ptr}X}", f"contains {value:0{2 * size}X}"]
+    if not read.complete or not value & 1:
+        lines.append("not valid")
+        if read.complete:
+            lines += [" " + n for n in explain(_codec(prof), value, ptr)]
+    else:
+        pfn = (value & (0x000FFFFFFFFFF000 if size == 8 else 0xFFFFF000)) >> 12
+        lines.append((f"pfn {pfn:<10x}" if size == 8 else f"pfn {pfn:<6x}") + flags(value, size == 8))
+    return "\n".join(lines) + "\n"
+
+
+def _block(session, va: int) -> str:
     t = session.target
     prof = t.profile
     mode = prof.paging.name
     ptr = prof.pointer_size
-    start = len(args) - len(args.lstrip())
-    va = session.evaluator().evaluate(args[start:]) & (0xFFFFFFFF if ptr == 4 else (1 << 64) - 1)
     sm = prof.self_map
     top = prof.paging.table_top(sm.pte_base, "pte")
     if sm.pte_base <= va <= top:               # the address of a PTE: show what it maps

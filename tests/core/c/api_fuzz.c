@@ -75,7 +75,10 @@ int main(int argc, char **argv)
         case 11: CHECK(kd_invlpg(m, a)); CHECK(kd_flush_tlb(m, (int)(next() % 2))); break;
         case 12: CHECK(kd_set_maxphyaddr(m, (uint32_t)(next() % 64))); break;
         case 13: CHECK(kd_phys_valid(m, a, b) ? KD_OK : KD_OK);
-                 CHECK(kd_probe_as(m, b, a, acc, &w)); break;
+                 CHECK(kd_probe_as(m, b, a, acc, &w));
+                 for (int k = 0; k < 64; k++) vas[k] = pick(ram);
+                 CHECK(kd_probe_batch_as(m, next() % 2 ? (b & ~0xFFFULL) % ram : b, vas,
+                                         next() % 65, acc, pas, st)); break;
         }
     }
     /* NULL handles and out-pointers are statuses too. */
@@ -85,6 +88,8 @@ int main(int argc, char **argv)
     CHECK(kd_phys_read(NULL, 0, buf, 1, NULL));
     CHECK(kd_virt_read(m, 0, NULL, 4, 0, NULL, NULL));
     CHECK(kd_translate_batch(m, NULL, 4, 0, pas, st));
+    CHECK(kd_probe_batch_as(NULL, 0, vas, 4, 0, pas, st));
+    CHECK(kd_probe_batch_as(m, 0, vas, 4, 0, NULL, st));
     CHECK(kd_set_runs(m, NULL, NULL, 2));
     CHECK(kd_get_stats(NULL, NULL));
     if (kd_probe_pa(NULL, 0) != KD_BAD_PA) { fputs("probe of NULL\n", stderr); return 1; }

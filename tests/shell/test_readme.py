@@ -1,0 +1,29 @@
+"""README.md tells the truth: its command list is the registry's, its first screen has
+the two commands a newcomer runs."""
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("readme_commands",
+                                                  ROOT / "scripts" / "readme_commands.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readme_command_list_is_generated_from_the_registry():
+    gen = _generator()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert gen.current(text) == gen.block()
+    from kdsim.kd.registry import REGISTRY
+    for cmd in REGISTRY.commands:             # every command is in the list
+        assert f"| `{cmd.syntax.replace('|', chr(92) + '|')}` |" in text
+
+
+def test_readme_first_screen_has_the_install_commands():
+    first = "\n".join((ROOT / "README.md").read_text(encoding="utf-8").splitlines()[:25])
+    assert 'pip install -e ".[test]" && kdsim' in first
+    assert 'pip install -e ".[test]" && pytest' in first
