@@ -100,6 +100,6 @@ def _main(argv: list[str] | None) -> int:
             if runner.quit:
                 break
         return 0
-    from .repl import interact
+    from .app import interact
     color = not args.no_color and not os.environ.get("NO_COLOR") and out.isatty()
     return interact(runner, color=color)

@@ -98,7 +98,7 @@ def run_interactive(booted, keys: str):
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
-    from kdsim.shell.repl import interact, make_session
+    from kdsim.shell.app import interact, make_session
     written = []
     runner = Runner(booted.debugger, written.append)
     booted.debugger.quit_requested = False
@@ -169,3 +169,24 @@ def test_a_long_dump_stops_on_ctrl_c_after_what_it_printed(x86):
 def test_main_in_process_with_c_and_q(capsys):
     assert main(["--target", "wrk-x86", "-q", "-c", ".echo x; q"]) == 0
     assert capsys.readouterr().out == "0: kd> .echo x; q\nx\n"
+
+
+def test_cls_clears_the_terminal_in_the_interactive_shell(x86):
+    from prompt_toolkit.history import InMemoryHistory
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from kdsim.shell.app import interact, make_session
+
+    class Recording(DummyOutput):
+        erased = 0
+
+        def erase_screen(self):
+            Recording.erased += 1
+    written = []
+    runner = Runner(x86.debugger, written.append)
+    with create_pipe_input() as pipe:
+        pipe.send_text(".cls\r? 1\rq\r")
+        session = make_session(False, input=pipe, output=Recording(), history=InMemoryHistory())
+        assert interact(runner, session=session) == 0
+    assert Recording.erased == 1 and written == ["", "Evaluate expression: 1 = 00000001\n", ""]

@@ -44,4 +44,9 @@ def interact(runner, color: bool = True, session=None) -> int:
         except EOFError:                   # Ctrl-D
             break
         runner.run(line, echo=False)
+        if getattr(runner.debugger, "clear_requested", False):      # .cls
+            runner.debugger.clear_requested = False
+            session.output.erase_screen()
+            session.output.cursor_goto(0, 0)
+            session.output.flush()
     return 0
