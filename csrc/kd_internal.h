@@ -64,6 +64,10 @@ typedef void (*kd_piece_fn)(uint8_t *host, uint64_t off, uint64_t n, void *ctx);
 int kd_phys_span(kd_machine *m, uint64_t pa, uint64_t len, kd_piece_fn fn, void *ctx,
                  uint64_t *done);
 
+/* lazy.c */
+void kd_lazy_before_discard(kd_machine *m, uint64_t pa, uint64_t len);
+void kd_lazy_forget(kd_machine *m);
+
 /* tlb.c */
 void kd_tlb_fill(kd_machine *m, uint64_t va, const kd_walk *w);
 kd_tlb_entry *kd_tlb_lookup(kd_machine *m, uint64_t va);

@@ -74,6 +74,7 @@ void kd_machine_free(kd_machine *m)
 {
     if (!m || --m->refs > 0)
         return;
+    kd_lazy_forget(m);
     if (m->ram)
         munmap(m->ram, m->map_bytes);
     free(m->run_start);
@@ -245,6 +246,7 @@ int kd_phys_discard(kd_machine *m, uint64_t pa, uint64_t len)
         return KD_OK;
     if (!kd_phys_ok(m, pa, len))
         return KD_E_PHYS;
+    kd_lazy_before_discard(m, pa, len);   /* generated pages first get their access back */
     /* A private anonymous page dropped with MADV_DONTNEED reads back as zeros. */
     if (madvise(m->ram + pa, len, MADV_DONTNEED) != 0)
         memset(m->ram + pa, 0, len);

@@ -10,7 +10,7 @@ from cffi import FFI
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CSRC = ROOT / "csrc"
-SOURCES = ["ram.c", "paging.c", "mmu.c", "tlb.c"]
+SOURCES = ["ram.c", "paging.c", "mmu.c", "tlb.c", "lazy.c"]
 
 
 def cdef_text(header: str) -> str:

@@ -147,7 +147,8 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
                       for name, short, size in ntimage.MODULES]
 
     pfn = PfnDatabase(layout, pfn_window.buf, nt_window,
-                      {i: system.symbols[name] for i, name in enumerate(ntimage.LIST_HEADS)})
+                      {i: system.symbols[name] for i, name in enumerate(ntimage.LIST_HEADS)},
+                      machine, pfn_pa)
     system.pfn = pfn
     pfn.init_heads()
 

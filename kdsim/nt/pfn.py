@@ -78,15 +78,20 @@ class PfnLayout:
 
 
 
+LAZY_RUN = 1 << 16          # runs of free pages longer than this are generated on touch
+
+
 class PfnDatabase:
     """The entries (a record view of guest RAM) and the list heads (``heads[list_id]`` is
     the VA of its ``_MMPFNLIST`` in ``kmem``)."""
 
-    def __init__(self, layout: PfnLayout, raw: np.ndarray, kmem, heads: dict[int, int]):
+    def __init__(self, layout: PfnLayout, raw: np.ndarray, kmem, heads: dict[int, int],
+                 machine=None, pa: int | None = None):
         self.lay = layout
         self.e = raw.view(layout.dtype)
         self.kmem = kmem
         self.heads = heads
+        self.machine, self.pa = machine, pa      # where the entries are in guest RAM
 
     @property
     def count(self) -> int:
@@ -266,6 +271,26 @@ class PfnDatabase:
         chunk = 1 << 18
         rec = np.zeros(chunk, dtype=lay.dtype)
         for i, (lo, hi) in enumerate(runs):
+            if self.machine is not None and hi - lo > LAZY_RUN:
+                # The inside of a long run: entry k links k+1 and k-1, all else equal.
+                # The core writes those pages on first touch (a 64 GB guest's database
+                # is 768 MB, nearly all of it this); the two ends are written below.
+                template = np.zeros(1, dtype=lay.dtype)
+                template["u3"], template["u4"] = u3, u4
+                fields = [(lay.dtype.fields[name][1], lay.dtype.fields[name][0].itemsize,
+                           delta) for name, delta in (("u1", 1), ("u2", -1))]
+                self.machine.lazy_records(self.pa + (lo + 1) * lay.size, template.tobytes(),
+                                          hi - lo - 2, lo + 1, fields)
+                for pfn in (lo, hi - 1):
+                    r = rec[:1]
+                    r["u1"], r["u2"], r["pte"], r["orig"] = pfn + 1, pfn - 1, 0, 0
+                    r["u3"], r["u4"] = u3, u4
+                    if pfn == hi - 1:
+                        r["u1"] = runs[i + 1][0] if i + 1 < len(runs) else empty
+                    if pfn == lo:
+                        r["u2"] = runs[i - 1][1] - 1 if i else empty
+                    raw[pfn * lay.size:(pfn + 1) * lay.size] = r.view(np.uint8).reshape(-1)
+                continue
             for c0 in range(lo, hi, chunk):
                 c1 = min(c0 + chunk, hi)
                 r = rec[:c1 - c0]

@@ -28,7 +28,7 @@ def test_every_call_survives_random_and_absurd_arguments_under_sanitizers(tmp_pa
     if not _sanitizers_link(cc, tmp_path):
         pytest.skip("this compiler cannot link the address/undefined sanitizers")
     exe = tmp_path / "api_fuzz"
-    sources = [ROOT / "csrc" / f for f in ("ram.c", "paging.c", "mmu.c", "tlb.c")]
+    sources = [ROOT / "csrc" / f for f in ("ram.c", "paging.c", "mmu.c", "tlb.c", "lazy.c")]
     subprocess.run([cc, "-O1", "-g", "-std=c11", *SANITIZE, f"-I{ROOT / 'csrc'}",
                     *map(str, sources), str(ROOT / "tests/core/c/api_fuzz.c"), "-o", str(exe)],
                    check=True)

@@ -187,3 +187,23 @@ def test_psloadedmodulelist_has_nt_and_hal_with_their_headers(booted):
     base = nt.profile.address_space.kernel_base
     assert [n for n, _, _ in names] == ["ntoskrnl.exe", "hal.dll"]
     assert names[0][1] == base and names[1][1] == base + names[0][2]
+
+
+def test_long_free_runs_are_generated_on_touch_with_the_same_bytes(monkeypatch):
+    """A 2 GB boot leaves most of its PFN database to be generated on first touch; the
+    guest reads the very bytes an eager boot writes (same PFN database, same lists)."""
+    import numpy as np
+
+    import kdsim
+    from kdsim.nt import pfn as pfn_module
+    lazy = kdsim.boot("win7-x64", ram="2g", scenario="none")
+    assert lazy.core.lazy_pages > 1000
+    monkeypatch.setattr(pfn_module, "LAZY_RUN", 1 << 62)
+    eager = kdsim.boot("win7-x64", ram="2g", scenario="none")
+    assert eager.core.lazy_pages == 0
+    db = lazy.nt.pfn
+    n = db.count * db.lay.size
+    pa = lazy.nt.pfn.pa
+    assert eager.nt.pfn.pa == pa
+    assert np.array_equal(lazy.core.view_physical(pa, n), eager.core.view_physical(pa, n))
+    assert lazy.debugger.execute("!memusage 8") == eager.debugger.execute("!memusage 8")
