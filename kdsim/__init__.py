@@ -12,7 +12,10 @@ class Booted:
         self.target = nt.profile.name
         from .kd.session import Debugger
         from .kd.target import LiveTarget
+        from .simulate import Simulator
         self.debugger = Debugger(LiveTarget(self))
+        # The !sim extension's one way into the memory manager (a dump has none).
+        self.debugger.sim = Simulator(nt)
 
     def __repr__(self) -> str:
         return f"<kdsim machine {self.target}, {self.nt.ram_pages() * 4096 >> 20} MB>"

@@ -99,6 +99,11 @@ class FaultHandler:
         if write and not pr.is_writable(protection):
             self.counts["access violation"] += 1
             return pr.STATUS_ACCESS_VIOLATION
+        if execute and s.nx and not pr.is_executable(protection):
+            # No-execute is enforced (PAE and x64 kernels run with NX): the fetch fails
+            # before a page is made for it.
+            self.counts["access violation"] += 1
+            return pr.STATUS_ACCESS_VIOLATION
         self._demand_zero(proc, page, protection, write)
         return pr.STATUS_SUCCESS
 
@@ -321,7 +326,9 @@ def touch(system, proc, va: int, size: int, kind: str = "r") -> tuple[int, int]:
             m.translate_batch(vas[:ok], how, user=True, probe=False)
             i += ok
             continue
-        run = _demand_zero_run(system, proc, first + i * PAGE, pages - i, write)
+        # Fetches go one page at a time: a no-execute page must fail, not be made.
+        run = 0 if kind == "x" else _demand_zero_run(system, proc, first + i * PAGE,
+                                                      pages - i, write)
         if run:
             vas = np.arange(first + i * PAGE, first + (i + run) * PAGE, PAGE, dtype=np.uint64)
             _, status = m.translate_batch(vas, how, user=True, probe=False)

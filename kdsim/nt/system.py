@@ -252,6 +252,8 @@ class NtSystem:
         pfn = self.pfn.pop(ZEROED)
         if pfn is None:
             pfn = self.pfn.pop(FREE)
+            if pfn is None and self.repurpose(1):    # MiRemoveAnyPage: then standby
+                pfn = self.pfn.pop(FREE)
             if pfn is None:
                 raise MemoryError("no free physical pages")
             self.machine.discard_pages(pfn * PAGE, PAGE)
@@ -298,6 +300,15 @@ class NtSystem:
     def terminate(self, proc) -> None:
         from .process import terminate
         terminate(self, proc)
+
+    def original_with(self, pfn: int, protection: int) -> int:
+        """The page's OriginalPte with a new protection: a paging-file PTE keeps its slot
+        (the copy there is still the page's backing store), anything else becomes a
+        demand-zero PTE of that protection."""
+        orig = self.codec.decode(int(self.pfn.e["orig"][pfn]))
+        if orig.kind == "pagefile":
+            return self.codec.pagefile(orig.page_file_low, orig.page_file_high, protection)
+        return self.codec.demand_zero(protection)
 
     def release_private_page(self, proc, va: int, pfn: int) -> None:
         """A private page leaves the process for good: off the working set, to the free
@@ -354,7 +365,7 @@ class NtSystem:
         self.pfn.e["u2"][pfn] = 0
         self.pfn.put(pfn, self.pfn.lay.modified, int(modified))
         if protection is not None:
-            self.pfn.e["orig"][pfn] = self.codec.demand_zero(protection)
+            self.pfn.e["orig"][pfn] = self.original_with(pfn, protection)
         self.pfn.insert(MODIFIED if modified else STANDBY, pfn)
         self.update_counters()
 

@@ -306,14 +306,11 @@ class VirtualMemory:
                     new = codec.valid(d.pfn, protection, owner=True, dirty=d.dirty and
                                       pr.is_writable(protection))
                     tables.write(pa, new)
-                    s.pfn.e["orig"][d.pfn] = codec.demand_zero(protection)
+                    s.pfn.e["orig"][d.pfn] = s.original_with(d.pfn, protection)
                     s.machine.invlpg(va)
             elif d.kind == "transition":
                 tables.write(pa, codec.transition(d.pfn, protection, owner=True))
-                orig = codec.decode(int(s.pfn.e["orig"][d.pfn]))
-                s.pfn.e["orig"][d.pfn] = codec.pagefile(orig.page_file_low, orig.page_file_high,
-                                                        protection) \
-                    if orig.kind == "pagefile" else codec.demand_zero(protection)
+                s.pfn.e["orig"][d.pfn] = s.original_with(d.pfn, protection)
             elif d.kind == "pagefile":
                 tables.write(pa, codec.pagefile(d.page_file_low, d.page_file_high, protection))
             else:
@@ -349,7 +346,7 @@ class VirtualMemory:
                 prot = pr.make_protect_not_write_copy(protection)
                 tables.write(pa, codec.valid(d.pfn, prot, owner=True,
                                              dirty=d.dirty and pr.is_writable(prot)))
-                s.pfn.e["orig"][d.pfn] = codec.demand_zero(prot)
+                s.pfn.e["orig"][d.pfn] = s.original_with(d.pfn, prot)
                 s.machine.invlpg(va)
             elif d.kind in ("zero", "prototype", "vad_prototype"):
                 tables.write(pa, codec.vad_prototype(protection))

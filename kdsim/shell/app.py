@@ -15,7 +15,9 @@ def history_path() -> Path:
     return Path(base) / "kdsim" / "history"
 
 
-def make_session(color: bool, input=None, output=None, history=None):
+def make_session(color: bool, input=None, output=None, history=None, debugger=None):
+    """The PromptSession: history, suggestions, Tab completion from the engine (when a
+    debugger is given) and, with colour, the kd lexer's highlighting."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
     from prompt_toolkit.history import FileHistory, InMemoryHistory
@@ -28,14 +30,25 @@ def make_session(color: bool, input=None, output=None, history=None):
             history = FileHistory(str(path))
         except OSError:
             history = InMemoryHistory()       # a read-only home: history for this run only
+    extra = {}
+    if debugger is not None:
+        from .completer import KdCompleter
+        extra.update(completer=KdCompleter(debugger), complete_while_typing=False)
+    if color:
+        from prompt_toolkit.lexers import PygmentsLexer
+        from prompt_toolkit.styles import style_from_pygments_cls
+
+        from .lexer import KdCommandLexer, KdStyle
+        extra.update(lexer=PygmentsLexer(KdCommandLexer), style=style_from_pygments_cls(KdStyle))
     return PromptSession(history=history, auto_suggest=AutoSuggestFromHistory(),
-                         enable_history_search=False, color_depth=None if color else ColorDepth.DEPTH_1_BIT,
-                         input=input, output=output)
+                         enable_history_search=False,
+                         color_depth=None if color else ColorDepth.DEPTH_1_BIT,
+                         input=input, output=output, **extra)
 
 
 def interact(runner, color: bool = True, session=None) -> int:
     """Read lines until ``q`` or end of input; returns the exit status."""
-    session = session or make_session(color)
+    session = session or make_session(color, debugger=runner.debugger)
     while not runner.quit:
         try:
             line = session.prompt(runner.prompt)

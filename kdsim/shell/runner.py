@@ -56,6 +56,6 @@ class Runner:
         if text is None:
             return
         try:
-            self.debugger.run_line(text, self.write)   # output appears as it is made
+            self.debugger.run_line(text, self.write, typed=line)   # output as it is made
         except KeyboardInterrupt:
             self.write("^C\n")

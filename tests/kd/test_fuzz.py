@@ -9,6 +9,16 @@ import kdsim.kd.commands  # noqa: F401  (the registry is full before NAMES is ta
 from kdsim.kd.registry import REGISTRY
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _in_a_scratch_directory(tmp_path_factory):
+    """Random lines reach .logopen and $<: files they create land in a scratch directory."""
+    import os
+    old = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("fuzz"))
+    yield
+    os.chdir(old)
+
+
 # Machines of their own: the fuzz writes memory (eb, ed, eq) and changes the context.
 @pytest.fixture(scope="module")
 def fuzz_x86():

@@ -299,3 +299,58 @@ def test_a_page_tables_share_count_counts_the_pages_it_names(sysp):
     assert check(m.core, nt.profile, nt.symbols) == []
     nt.pfn.e["u2"][pt] += 1
     assert any("ShareCount" in x for x in check(m.core, nt.profile, nt.symbols))
+
+
+@pytest.mark.parametrize("target", ["win7-x64", "win7-x86pae"])
+def test_executing_no_execute_memory_fails_without_making_pages(target):
+    import kdsim
+    from kdsim.nt import protect as pr
+    from kdsim.nt.fault import touch
+    from kdsim.nt.invariants import check
+    m = kdsim.boot(target, ram="256m", scenario="none")
+    nt = m.nt
+    p = nt.spawn("nx.exe")
+    r = nt.vm.allocate(p, 0x4000, protect=pr.PAGE_READWRITE)
+    assert touch(nt, p, r.base, 0x4000, "x") == (pr.STATUS_ACCESS_VIOLATION, 0)
+    assert nt.codec.decode(p.tables.get(r.base) or 0).kind in ("zero", "demand_zero")
+    x = nt.vm.allocate(p, 0x4000, protect=pr.PAGE_EXECUTE_READWRITE)
+    assert touch(nt, p, x.base, 0x4000, "x") == (pr.STATUS_SUCCESS, 4)
+    assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_taking_a_page_repurposes_standby_when_nothing_is_free():
+    import kdsim
+    from kdsim.nt.pfn import FREE, STANDBY, ZEROED
+    m = kdsim.boot("win7-x86", ram="256m", scenario="none")
+    nt = m.nt
+    p = nt.spawn("a.exe")
+    nt.trim_page(p, p.peb)                     # a page goes to standby or modified
+    nt.write_modified()
+    assert nt.pfn.total(STANDBY) >= 1
+    while nt.pfn.total(ZEROED) or nt.pfn.total(FREE):
+        nt.take_page()
+    standby = nt.pfn.total(STANDBY)
+    nt.take_page()                             # from standby now, not MemoryError
+    assert nt.pfn.total(STANDBY) == standby - 1
+
+
+def test_protecting_a_page_read_back_from_the_paging_file_keeps_its_slot():
+    import kdsim
+    from kdsim.nt import protect as pr
+    from kdsim.nt.fault import access
+    from kdsim.nt.invariants import check
+    m = kdsim.boot("win7-x64", ram="256m", scenario="none")
+    nt = m.nt
+    p = nt.spawn("a.exe")
+    r = nt.vm.allocate(p, 0x1000, protect=pr.PAGE_READWRITE)
+    assert access(nt, p, r.base, b"kdsm", "w")[0] == 0
+    nt.trim_page(p, r.base)
+    nt.write_modified()
+    nt.repurpose(nt.pfn.total(STANDBY))                  # now only in the paging file
+    assert access(nt, p, r.base, 4) == (0, b"kdsm")      # a hard fault brings it back
+    assert nt.vm.protect(p, r.base, 0x1000, pr.PAGE_READONLY).status == 0
+    assert check(m.core, nt.profile, nt.symbols) == []   # the slot is still named
+    nt.trim_page(p, r.base)
+    nt.repurpose(nt.pfn.total(STANDBY))
+    assert access(nt, p, r.base, 4) == (0, b"kdsm")      # from the paging file again
+    assert check(m.core, nt.profile, nt.symbols) == []

@@ -130,7 +130,7 @@ def test_ctrl_c_during_a_command_returns_to_the_prompt(x86):
         prompt = "0: kd> "
         calls = []
 
-        def run_line(self, line, write):
+        def run_line(self, line, write, typed=None):
             self.calls.append(line)
             write("first part\n")
             if line == "slow":

@@ -43,9 +43,19 @@ def _listing() -> str:
                    for syntax, summary in command_table())
 
 
-@REGISTRY.command(".help", syntax=".help", summary="list the commands")
+@REGISTRY.command(".help", syntax=".help [Extension]", summary="list the commands",
+                  help="With an extension's name (.help !sim) prints that extension's own "
+                       "help, as !Extension.help does; with a command's name, what .hh "
+                       "prints.")
 def help_(session, args: str, offset: int) -> str:
-    return _listing()
+    name = args.strip()
+    if not name:
+        return _listing()
+    # An extension's own help is its "help" export (!sim.help), as WinDbg extensions have.
+    own = REGISTRY.by_name.get("!" + name.lower().lstrip("!") + ".help")
+    if own is not None:
+        return own.handler(session, "", offset)
+    return help_topic(session, args, offset)
 
 
 def _topic(name: str):
