@@ -190,3 +190,9 @@ def test_cls_clears_the_terminal_in_the_interactive_shell(x86):
         session = make_session(False, input=pipe, output=Recording(), history=InMemoryHistory())
         assert interact(runner, session=session) == 0
     assert Recording.erased == 1 and written == ["", "Evaluate expression: 1 = 00000001\n", ""]
+
+
+def test_ctrl_c_at_the_prompt_drops_the_line_and_the_session_goes_on(x86):
+    status, out, session = run_interactive(x86, "? 5\x03? 6\r\x04")
+    assert status == 0 and out == "Evaluate expression: 6 = 00000006\n"
+    assert session.history.get_strings() == ["? 6"]

@@ -27,3 +27,17 @@ def test_readme_first_screen_has_the_install_commands():
     first = "\n".join((ROOT / "README.md").read_text(encoding="utf-8").splitlines()[:25])
     assert 'pip install -e ".[test]" && kdsim' in first
     assert 'pip install -e ".[test]" && pytest' in first
+
+
+def test_readme_sim_example_is_what_kdsim_prints():
+    import kdsim
+    from kdsim.shell.runner import Runner
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("```\n0: kd> !sim.spawn test.exe")
+    block = text[start + 4:text.index("```", start + 4)]
+    lines = [line[len("0: kd> "):] for line in block.splitlines() if line.startswith("0: kd> ")]
+    out = []
+    runner = Runner(kdsim.boot().debugger, out.append)
+    for line in lines:
+        runner.run(line, echo=True)
+    assert "".join(out) == block
