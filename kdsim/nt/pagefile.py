@@ -15,6 +15,8 @@ contents live outside guest RAM, as a file on disk does: here a dict of page slo
 """
 from __future__ import annotations
 
+import itertools
+
 from .pfn import FREE, MODIFIED, STANDBY, ZEROED
 
 PAGE = 0x1000
@@ -38,6 +40,7 @@ class PagingFile:
         k.write(name_buf, encoded + b"\0\0")
         self.bits = bytearray(self.bitmap_bytes)      # mirror of the guest bitmap
         self.store: dict[int, bytes] = {}
+        self._highest: int | None = 0
         self.hint = 1
         self.used = 0
         self.peak = 0
@@ -64,14 +67,22 @@ class PagingFile:
         used = self.used + 1                       # page 0 counts as used
         self.peak = max(self.peak, used)
         values = {"FreeSpace": self.size - used, "PeakUsage": self.peak,
-                  "HighestPage": max(self.store, default=0)}
+                  "HighestPage": self.highest}
         if ts.has_field("_MMPAGING_FILE", "CurrentUsage"):
             values["CurrentUsage"] = used
         for path, v in values.items():
             ts.field("_MMPAGING_FILE", path).write(k, self.va, v)
 
+    @property
+    def highest(self) -> int:
+        """The highest slot holding a page (kept as slots are written and released: the
+        modified page writer writes thousands, and max() over them each time is slow)."""
+        if self._highest is None:
+            self._highest = max(self.store, default=0)
+        return self._highest
+
     def allocate(self) -> int:
-        for slot in list(range(self.hint, self.size)) + list(range(1, self.hint)):
+        for slot in itertools.chain(range(self.hint, self.size), range(1, self.hint)):
             if not self.bits[slot // 8] & (1 << (slot % 8)):
                 self._set_bit(slot, True)
                 self.hint = slot + 1
@@ -83,11 +94,15 @@ class PagingFile:
     def release(self, slot: int) -> None:
         self._set_bit(slot, False)
         self.store.pop(slot, None)
+        if slot == self._highest:
+            self._highest = None                  # found again when next asked
         self.used -= 1
         self._write_counters()
 
     def write(self, slot: int, data: bytes) -> None:
         self.store[slot] = bytes(data)
+        if self._highest is not None:
+            self._highest = max(self._highest, slot)
 
     def read(self, slot: int) -> bytes:
         return self.store.get(slot, bytes(PAGE))
