@@ -143,7 +143,9 @@ class Debugger:
         return out
 
     def _read_int(self, addr: int, size: int) -> int | None:
-        r = self.target.read_virtual(addr, size)
+        """An integer at ``addr`` in the implicit process's address space (poi(), dwo(),
+        the list walks): user addresses and page tables are that process's."""
+        r = self.target.read_virtual(addr, size, cr3=self.context_cr3)
         return int.from_bytes(r.data, "little") if r.complete else None
 
     def _register(self, name: str) -> int | None:

@@ -146,7 +146,7 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
     system.modules = [(name, short, aspace.kernel_base if short == "nt" else hal_va, size[ptr])
                       for name, short, size in ntimage.MODULES]
 
-    pfn = PfnDatabase(layout, pfn_window.buf, nt_window,
+    pfn = PfnDatabase(layout, pfn_window.buf[:pfn_bytes], nt_window,   # one entry a page
                       {i: system.symbols[name] for i, name in enumerate(ntimage.LIST_HEADS)},
                       machine, pfn_pa)
     system.pfn = pfn

@@ -114,8 +114,10 @@ class VirtualMemory:
         if pr.is_write_copy(protection):      # copy-on-write needs a section (WRK allocvm.c)
             return VmResult(pr.STATUS_INVALID_PAGE_PROTECTION)
         a = self.s.profile.address_space
-        if size <= 0 or address > a.highest_vad_address:
-            return VmResult(pr.STATUS_INVALID_PARAMETER)
+        if address > a.highest_vad_address:                # WRK allocvm.c's checks
+            return VmResult(pr.STATUS_INVALID_PARAMETER_2)
+        if size <= 0:
+            return VmResult(pr.STATUS_INVALID_PARAMETER_4)
         if reserve:
             return self._reserve(proc, size, address, protection, commit, top_down)
         if not commit:

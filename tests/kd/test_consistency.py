@@ -99,3 +99,21 @@ def test_eq_on_a_pte_changes_what_pte_vtop_and_db_show(target):
     assert vtop.splitlines()[-1] == \
         f"Virtual address {va:x} translates to physical address {kernel:x}."
     assert d.execute(f"db {va:x} L2").split()[1:3] == ["4d", "5a"]
+
+
+def test_expressions_read_in_the_implicit_process_like_dd():
+    """poi() and friends read user addresses in the .process context, not in whatever
+    address space the CPU has loaded."""
+    m = kdsim.boot("win7-x86", ram="256m")
+    nt, d = m.nt, m.debugger
+    a, b = list(nt.process_objects.values())[-2:]
+    nt.vm.allocate(a, 0x1000, 0x500000, protect=0x04)
+    nt.vm.allocate(b, 0x1000, 0x500000, protect=0x04)
+    from kdsim.nt.fault import access
+    assert access(nt, a, 0x500000, b"AAAA", "w")[0] == 0
+    assert access(nt, b, 0x500000, b"BBBB", "w")[0] == 0     # B's tables are loaded now
+    d.execute(f".process /p {a.ep:x}")
+    assert d.execute("? dwo(500000)") == "Evaluate expression: 1094795585 = 41414141\n"
+    assert d.execute("dd 500000 L1").split()[1] == "41414141"
+    d.execute(f".process /p {b.ep:x}")
+    assert d.execute("? by(500000)") == "Evaluate expression: 66 = 00000042\n"

@@ -49,3 +49,16 @@ def test_vtop_0_uses_the_implicit_process_and_reports_a_zero_pte(m):
     assert out[-2].endswith("zero PTE")
     assert out[-1] == f"Virtual address {buf + 0xc000:x} translation fails, error 0xD0000147."
     d.execute(".process 0")
+
+
+@pytest.mark.parametrize("target", ["wrk-x86", "win7-x64"])
+def test_vtop_takes_the_directorys_page_frame_number_too(target):
+    """The documentation's `!vtop 98fd 12f980`: a value no CR3 could hold is a PFN."""
+    import kdsim
+    m = kdsim.boot(target, ram="256m")
+    d = m.debugger
+    proc = m.nt.process_objects[max(m.nt.process_objects)]
+    va = proc.peb
+    assert d.execute(f"!vtop {proc.cr3 >> 12:x} {va:x}") == d.execute(f"!vtop {proc.cr3:x} {va:x}")
+    assert d.execute(f"!vtop ffffffffff {va:x}") == \
+        f"Virtual address {va:x} translation fails, error 0xD0000147.\n"

@@ -207,3 +207,15 @@ def test_long_free_runs_are_generated_on_touch_with_the_same_bytes(monkeypatch):
     assert eager.nt.pfn.pa == pa
     assert np.array_equal(lazy.core.view_physical(pa, n), eager.core.view_physical(pa, n))
     assert lazy.debugger.execute("!memusage 8") == eager.debugger.execute("!memusage 8")
+
+
+@pytest.mark.parametrize("target", ["win7-x86pae", "wrk-x86"])
+def test_a_4_gb_machine_boots_on_the_32_bit_targets(target):
+    """The PFN database's pages need not hold a whole number of entries (a 28-byte PAE
+    entry, 4 GB of RAM with the PCI window moved above it)."""
+    import kdsim
+    from kdsim.nt.invariants import check
+    m = kdsim.boot(target, ram="4g", scenario="none")
+    total = int(m.debugger.execute("!memusage 8").split("TOTAL:")[1].split()[0])
+    assert total == m.nt.ram_pages()
+    assert check(m.core, m.nt.profile, m.nt.symbols) == []

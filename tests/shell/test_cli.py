@@ -196,3 +196,4 @@ def test_ctrl_c_at_the_prompt_drops_the_line_and_the_session_goes_on(x86):
     status, out, session = run_interactive(x86, "? 5\x03? 6\r\x04")
     assert status == 0 and out == "Evaluate expression: 6 = 00000006\n"
     assert session.history.get_strings() == ["? 6"]
+

@@ -3,9 +3,13 @@ way the debugger's VtoP routines print it (windbg-formats.md §6).  The walk is 
 the page tables in guest memory (no TLB, no side effects)."""
 from __future__ import annotations
 
+from kdsim.machine.errors import KdArgumentError
+
 from ..expr import ExprError
 from ..registry import REGISTRY
+from ..session import CommandError
 
+ALIGN = {"x64": 0x1000, "pae": 0x20, "x86": 0x1000}     # what CR3 must be aligned to
 NAMES = {"x64": ("PML4E", "PDPE", "PDE", "PTE"), "pae": ("PDPE", "PDE", "PTE"),
          "x86": ("PDE", "PTE")}
 
@@ -17,9 +21,9 @@ def _hex_arg(word: str) -> int:
 
 @REGISTRY.command("!vtop", syntax="!vtop DirBase VirtualAddress",
                   summary="translate a virtual address under a directory base",
-                  help="DirBase 0 means the implicit process; kdsim takes any other value "
-                       "as the directory base itself (what users pass in practice), not as "
-                       "its PFN.")
+                  help="DirBase 0 means the implicit process; a value a CR3 could hold is "
+                       "the directory base itself (what users pass in practice), any other "
+                       "is taken as its page frame number (!vtop 98fd 12f980).")
 def vtop(session, args: str, offset: int) -> str:
     t = session.target
     mode = t.profile.paging.name
@@ -32,7 +36,15 @@ def vtop(session, args: str, offset: int) -> str:
         raise ExprError("syntax", args.index(words[0])) from None
     if dirbase == 0:
         dirbase = session.context_cr3 if session.context_cr3 is not None else t.cr3
-    tr = t.translate(va, cr3=dirbase)
+    elif dirbase & (ALIGN[mode] - 1):
+        # Not a directory base the CPU could load: the page frame number of one, as in
+        # the documentation's `!vtop 98fd 12f980` (DirBase 098fd000).
+        dirbase <<= 12
+    try:
+        tr = t.translate(va, cr3=dirbase)
+    except KdArgumentError:
+        raise CommandError(f"Virtual address {va:x} translation fails, error 0xD0000147.\n") \
+            from None
     if mode == "x64":
         tag, w, entry = "Amd64VtoP: ", 16, lambda pa, v: f"{pa:016x}"
     elif mode == "pae":
