@@ -701,3 +701,14 @@ def test_spawned_processes_show_their_pid_name_and_page_directory(which, request
         out = run(m, f"dt nt!_EPROCESS {proc.ep:x} VadRoot.NumberGenericTableElements")
         binary = out.splitlines()[-1].split(" : ")[1].split()[0]
         assert int(binary[2:], 2) == elements.read(m.nt.kmem, proc.ep) == len(list(proc.vads))
+
+
+def test_an_expression_address_may_come_before_the_type(x64, x86):
+    for m in (x64, x86):
+        d = m.debugger
+        want = d.execute("dt nt!_PHYSICAL_MEMORY_DESCRIPTOR poi(nt!MmPhysicalMemoryBlock)")
+        assert "NumberOfRuns" in want
+        assert d.execute("dt poi(nt!MmPhysicalMemoryBlock) nt!_PHYSICAL_MEMORY_DESCRIPTOR") \
+            == want
+        assert d.execute("dt @$proc _EPROCESS ImageFileName") == \
+            d.execute("dt _EPROCESS @$proc ImageFileName")

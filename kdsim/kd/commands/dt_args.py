@@ -57,7 +57,11 @@ def parse(session, args: str) -> Request:
         raise ExprError("syntax", len(args.rstrip()))
     for i, (at, word, named) in enumerate(words):
         if not req.type_text:
-            if named is None and _HEXLIKE.match(word) and lookup(session, word) is None \
+            # `dt Address Type`: a first word that is no type, before one that is (a
+            # plain number, or an expression such as poi(nt!MmPhysicalMemoryBlock)).
+            address_first = _HEXLIKE.match(word) or (
+                i + 1 < len(words) and lookup(session, words[i + 1][1]) is not None)
+            if named is None and address_first and lookup(session, word) is None \
                     and req.address is None and i + 1 < len(words):
                 req.address = _address(session, args, at, word)     # `dt Address Type`
             else:
