@@ -37,6 +37,7 @@ class ExprError(Exception):
 
 
 _WORD = re.compile(r"[A-Za-z0-9_`!$@.?:]+")
+_STRING_OP = re.compile(r"\$(spat|scmp|sicmp)\s*\(", re.IGNORECASE)
 _BINARY = [  # lowest precedence first (§16)
     ("or", "|"), ("xor", "^"), ("and", "&"),
     ("==", "!=", "<=", ">=", "=", "<", ">"),
@@ -163,6 +164,9 @@ class Evaluator:
                 raise ExprError("syntax", self.i)
             self.i += 1
             return v
+        s = _STRING_OP.match(t, self.i)
+        if s:
+            return self._string_op(s.group(1).lower(), s.end())
         m = _WORD.match(t, self.i)
         if not m:
             raise ExprError("syntax", self.i)
@@ -182,6 +186,44 @@ class Evaluator:
             return self._function(func, arg, close)
         self.i = m.end()
         return self._atom(word, m.start())
+
+    def _string(self) -> str:
+        """A quoted string argument ("..."; \\" and \\\\ inside)."""
+        self._skip()
+        t = self.text
+        if self.i >= len(t) or t[self.i] != '"':
+            raise ExprError("syntax", self.i)
+        out, i = [], self.i + 1
+        while i < len(t) and t[i] != '"':
+            if t[i] == "\\" and i + 1 < len(t) and t[i + 1] in '"\\':
+                i += 1
+            out.append(t[i])
+            i += 1
+        if i >= len(t):
+            raise ExprError("syntax", self.i)
+        self.i = i + 1
+        return "".join(out)
+
+    def _string_op(self, name: str, at: int) -> int:
+        """$spat("string", "pattern") (1 if the string matches the wildcard pattern),
+        $scmp / $sicmp("a", "b") (-1, 0 or 1, case-sensitive or not)."""
+        self.i = at
+        a = self._string()
+        self._skip()
+        if self.i >= len(self.text) or self.text[self.i] != ",":
+            raise ExprError("syntax", self.i)
+        self.i += 1
+        b = self._string()
+        self._skip()
+        if self.i >= len(self.text) or self.text[self.i] != ")":
+            raise ExprError("syntax", self.i)
+        self.i += 1
+        if name == "spat":
+            from .wildcard import wildcard
+            return int(bool(wildcard(b).fullmatch(a)))
+        if name == "sicmp":
+            a, b = a.lower(), b.lower()
+        return ((a > b) - (a < b)) & MASK
 
     def _function(self, name: str, arg: int, close: int) -> int:
         kind = _FUNCS[name]

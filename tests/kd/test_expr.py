@@ -79,3 +79,20 @@ def test_formatting_helpers():
     assert hex64(0x7FFFFFEFFFF) == "000007ff`fffeffff"
     assert pointer(0xFFFFFFFF80000000, 4) == "80000000"
     assert pointer(0xFFFF080000000000, 8) == "ffff0800`00000000"
+
+
+def test_string_operators_spat_scmp_sicmp():
+    import kdsim
+    d = kdsim.boot("win7-x86", ram="256m").debugger
+    assert d.execute('? $spat("notepad.exe", "note*")') == "Evaluate expression: 1 = 00000001\n"
+    assert d.execute('? $spat("notepad.exe", "NOTE?AD.*")') == \
+        "Evaluate expression: 1 = 00000001\n"                  # case-insensitive
+    assert d.execute('? $spat("notepad.exe", "calc*")') == "Evaluate expression: 0 = 00000000\n"
+    assert d.execute('? $scmp("a", "b")') == "Evaluate expression: -1 = ffffffff\n"
+    assert d.execute('? $scmp("b", "a") + $sicmp("ABC", "abc")') == \
+        "Evaluate expression: 1 = 00000001\n"
+    assert d.execute('? $spat("x" "y")') == " " * 19 + "^ Syntax error in '? $spat(\"x\" \"y\")'\n"
+    # the usual script idiom: the image names of !process 0 0 that end in .exe
+    out = d.execute('.foreach (w {!process 0 0}) { .if ($spat("w", "*.exe")) { .echo w } }')
+    assert out.split() == [line.split()[1] for line in d.execute("!process 0 0").splitlines()
+                           if line.strip().startswith("Image:")][1:]
