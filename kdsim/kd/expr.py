@@ -37,6 +37,8 @@ class ExprError(Exception):
 
 
 _WORD = re.compile(r"[A-Za-z0-9_`!$@.?:]+")
+_FIELD_OFFSET = re.compile(r"#FIELD_OFFSET\s*\(\s*([A-Za-z0-9_!]+)\s*,\s*([A-Za-z0-9_.]+)\s*\)",
+                           re.IGNORECASE)
 _STRING_OP = re.compile(r"\$(spat|scmp|sicmp)\s*\(", re.IGNORECASE)
 _BINARY = [  # lowest precedence first (§16)
     ("or", "|"), ("xor", "^"), ("and", "&"),
@@ -52,10 +54,12 @@ class Evaluator:
     def __init__(self, ptr_size: int, symbol: Callable[[str], Optional[int]],
                  read: Callable[[int, int], Optional[int]],
                  register: Callable[[str], Optional[int]] = lambda name: None,
-                 radix: int = 16):
+                 radix: int = 16,
+                 field_offset: Callable[[str, str], Optional[int]] = lambda t, f: None):
         self.ptr = ptr_size
         self.symbol, self.read, self.register = symbol, read, register
         self.radix = radix
+        self.field_offset = field_offset        # (type, field) -> offset, from the symbols
 
     # -- entry points -------------------------------------------------------------------
 
@@ -167,6 +171,13 @@ class Evaluator:
         s = _STRING_OP.match(t, self.i)
         if s:
             return self._string_op(s.group(1).lower(), s.end())
+        f = _FIELD_OFFSET.match(t, self.i)
+        if f:                     # #FIELD_OFFSET(Type, Field): a member's offset
+            offset = self.field_offset(f.group(1), f.group(2))
+            if offset is None:
+                raise ExprError("resolve", f.start(1), f.group(1))
+            self.i = f.end()
+            return offset
         m = _WORD.match(t, self.i)
         if not m:
             raise ExprError("syntax", self.i)

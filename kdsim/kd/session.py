@@ -103,7 +103,15 @@ class Debugger:
     def evaluator(self) -> Evaluator:
         t = self.target
         return Evaluator(t.pointer_size, self.resolve, self._read_int, self._register,
-                         self.radix)
+                         self.radix, self._field_offset)
+
+    def _field_offset(self, type_name: str, path: str) -> int | None:
+        """#FIELD_OFFSET(Type, Field) from the target's types (``nt!`` optional)."""
+        name = type_name.split("!")[-1]
+        ts = self.target.types
+        if ts.has_type(name) and ts.has_field(name, path):
+            return ts.offset_of(name, path)
+        return None
 
     def resolve(self, name: str) -> int | None:
         """A symbol's address: ``module!symbol``, a bare symbol of nt, or a module name

@@ -96,3 +96,18 @@ def test_string_operators_spat_scmp_sicmp():
     out = d.execute('.foreach (w {!process 0 0}) { .if ($spat("w", "*.exe")) { .echo w } }')
     assert out.split() == [line.split()[1] for line in d.execute("!process 0 0").splitlines()
                            if line.strip().startswith("Image:")][1:]
+
+
+def test_field_offset_comes_from_the_targets_types():
+    import kdsim
+    for target, offset in (("win7-x64", 0x2E0), ("win7-x86", 0x16C)):
+        m = kdsim.boot(target, ram="256m", scenario="none")
+        d, ts = m.debugger, m.nt.ts
+        assert ts.offset_of("_EPROCESS", "ImageFileName") == offset
+        assert d.execute("? #FIELD_OFFSET(nt!_EPROCESS, ImageFileName) == "
+                         f"0x{offset:x}").split("=")[0] == "Evaluate expression: 1 "
+        assert d.execute("? #FIELD_OFFSET(_MMPFN, u3.e1)").split()[2] == \
+            str(ts.offset_of("_MMPFN", "u3.e1"))
+        assert d.execute("da @$proc + #FIELD_OFFSET(_EPROCESS, ImageFileName)").endswith(
+            '"System"\n')
+        assert d.execute("? #FIELD_OFFSET(_FOO, Bar)") == "Couldn't resolve error at '_FOO'\n"
