@@ -94,6 +94,12 @@ def pte(session, args: str, offset: int) -> str:
     return (_block(session, va) for va in range(first & ~0xFFF, second + 1, 0x1000))
 
 
+def _valid(value: int, size: int) -> tuple[int, str]:
+    """A valid entry's frame and its third-row text: ``pfn <pfn>`` padded, then flags."""
+    pfn = (value & (0x000FFFFFFFFFF000 if size == 8 else 0xFFFFF000)) >> 12
+    return pfn, (f"pfn {pfn:<10x}" if size == 8 else f"pfn {pfn:<6x}") + flags(value, size == 8)
+
+
 def _literal(session, addr: int) -> str:
     """``!pte Address 1``: the entry at ``addr`` decoded as a PTE, in one column."""
     t = session.target
@@ -107,8 +113,7 @@ def _literal(session, addr: int) -> str:
         if read.complete:
             lines += [" " + n for n in explain(_codec(prof), value, ptr)]
     else:
-        pfn = (value & (0x000FFFFFFFFFF000 if size == 8 else 0xFFFFF000)) >> 12
-        lines.append((f"pfn {pfn:<10x}" if size == 8 else f"pfn {pfn:<6x}") + flags(value, size == 8))
+        lines.append(_valid(value, size)[1])
     return "\n".join(lines) + "\n"
 
 
@@ -141,9 +146,8 @@ def _block(session, va: int) -> str:
             cols_pfn.append("not valid")
             notes, note_col = (explain(codec, value, ptr) if read.complete else []), i
             break
-        pfn = (value & (0x000FFFFFFFFFF000 if size == 8 else 0xFFFFF000)) >> 12
-        pfn_text = f"pfn {pfn:<10x}" if size == 8 else f"pfn {pfn:<6x}"
-        cols_pfn.append(pfn_text + flags(value, size == 8))
+        pfn, text = _valid(value, size)
+        cols_pfn.append(text)
         if value & 0x80 and level != "pte" and i == len(levels) - 2:
             span = 1 << (prof.paging.shift(level) - 12)
             large_pfn = pfn + ((va >> 12) & (span - 1))

@@ -193,16 +193,7 @@ def alloc(session, sim, a: Args) -> str:
 def free(session, sim, a: Args) -> str:
     p = a.process()
     address = a.number()
-    size, how = None, None
-    while not a.done():
-        at = a.i
-        kw = a.keyword("decommit", "release")
-        if kw and how is None:
-            how = kw
-            continue
-        if kw or how is not None or size is not None:
-            raise ExprError("syntax", at)
-        size = a.number()
+    size, how = a.number_and_keyword("decommit", "release")
     free_type = pr.MEM_DECOMMIT if how == "decommit" else pr.MEM_RELEASE
     r = call(sim, sim.free, p.ep, address, size or 0, free_type)
     if r.status:
