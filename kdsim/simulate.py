@@ -147,6 +147,31 @@ class Simulator:
             raise SimError(f"creating {image} failed: {e}") from None
         return Spawned(proc.ep, proc.pid, proc.get_field("SectionBaseAddress"))
 
+    def run(self, program: str) -> Spawned:
+        """Start one of kdsim's programs (kdsim/nt/programs): its process is created at
+        once, its main thread runs its steps when the machine runs (g)."""
+        from .nt.execution import ProgramError
+        if not self._can_take(SPAWN_PAGES):
+            raise SimError(f"{status_name(pr.STATUS_NO_MEMORY)}: too few free pages "
+                           "to create a process")
+        try:
+            proc = self._nt.executor.start(program)
+        except ProgramError as e:
+            raise SimError(str(e)) from None
+        except (MemoryError, RuntimeError) as e:
+            raise SimError(f"starting {program} failed: {e}") from None
+        return Spawned(proc.ep, proc.pid, proc.get_field("SectionBaseAddress"))
+
+    @property
+    def busy(self) -> bool:
+        """A guest thread is stopped in the middle of a memory-manager operation."""
+        return self._nt.executor.stopped_inside
+
+    @staticmethod
+    def programs() -> list[str]:
+        from .nt.execution import program_names
+        return program_names()
+
     def terminate(self, eprocess: int) -> int:
         """TerminateProcess; returns the process ID it had."""
         if eprocess == getattr(self._nt, "system_process", None):

@@ -168,6 +168,12 @@ class Debugger:
             return self._read_int(proc + f.offset, f.size)
         if name in ("cr0", "cr2", "cr3", "cr4", "efer"):
             return self.target.control_registers()[name]
+        regs = self.target.registers()
+        alias = {"$ip": "ip", "$csp": "sp", "eip": "ip", "esp": "sp", "ebp": "bp"} \
+            if self.target.pointer_size == 4 else \
+            {"$ip": "ip", "$csp": "sp", "rip": "ip", "rsp": "sp", "rbp": "bp"}
+        if name in alias:
+            return regs[alias[name]]
         return {"$ptrsize": self.target.pointer_size, "$pagesize": 0x1000}.get(name)
 
     # -- running lines --------------------------------------------------------------------

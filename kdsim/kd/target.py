@@ -14,6 +14,7 @@ import numpy as np
 
 from kdsim.machine import Translation
 from kdsim.machine.errors import KdArgumentError
+from kdsim.nt import ntimage
 from kdsim.nt.boot import place_variables
 
 PAGE = 0x1000
@@ -93,6 +94,20 @@ class Target(ABC):
     def kernel_base(self) -> int:
         """Where nt is loaded (what the debugger transport reports, as KernBase)."""
 
+    def functions(self, module: str) -> dict[str, tuple[int, int | None, int]]:
+        """The module's routines (see LiveTarget.functions); none by default."""
+        return {}
+
+    def registers(self) -> dict[str, int]:
+        """The current processor's instruction, stack and frame pointers ("ip", "sp",
+        "bp"); what a debugger transport reports of a stopped processor."""
+        return {"ip": 0, "sp": 0, "bp": 0}
+
+    def go(self):
+        """Let the target run until it stops; a StopEvent (kdsim.nt.execution).  A target
+        that cannot run (a dump) raises RuntimeError."""
+        raise RuntimeError("the target cannot run")
+
 
 class LiveTarget(Target):
     """An emulated machine booted by kdsim."""
@@ -106,6 +121,12 @@ class LiveTarget(Target):
         base = self._profile.address_space.kernel_base
         layout = place_variables(self._profile, self._types)
         self._symbols = {"nt": {name: va - base for name, va in layout.items()}}
+        ptr = self._profile.pointer_size
+        rvas = ntimage.function_rvas(self._profile.name, ptr)
+        self._symbols["nt"].update(rvas)
+        self._functions = {"nt": {f.name: (rvas[f.name], f.args, f.frame)
+                                  for f in ntimage.functions_of(self._profile.name)}}
+        self._booted = booted
 
     @property
     def pointer_size(self) -> int:
@@ -122,6 +143,11 @@ class LiveTarget(Target):
     def symbols(self, module: str) -> dict[str, int]:
         return dict(self._symbols.get(module.lower(), {}))
 
+    def functions(self, module: str) -> dict[str, tuple[int, int | None, int]]:
+        """The module's routines: name -> (offset, x86 stdcall argument bytes or None,
+        x64 frame size from the unwind data), what a symbol file says of a function."""
+        return dict(self._functions.get(module.lower(), {}))
+
     @property
     def cr3(self) -> int:
         return self._m.cr3
@@ -134,14 +160,22 @@ class LiveTarget(Target):
         """The bits kdsim's MMU models come from its paging state (CR0.WP, CR4.PSE/PAE/PGE,
         EFER.LME/LMA/NXE); the others are what a Windows 7 kernel runs with (kdsim choice,
         from the usual ``r cr0``/``r cr4`` values: cr0=80050033 PG|AM|WP|NE|ET|MP|PE,
-        cr4 with DE|MCE|OSFXSR|OSXMMEXCPT, efer with SCE on x64).  CR2 holds no fault
-        address: kdsim's debugger is never entered through a page fault."""
+        cr4 with DE|MCE|OSFXSR|OSXMMEXCPT, efer with SCE on x64).  CR2 holds the address of
+        the last page fault a guest thread took (kdsim.nt.execution)."""
         p = self._m.paging
         cr0 = 0x80040033 | (0x10000 if p.wp else 0)
         cr4 = 0x648 | (0x10 if p.pse else 0) | (0x80 if p.pge else 0) | \
             (0x20 if p.mode in ("pae", "x64") else 0)
         efer = (0x800 if p.nxe and p.mode in ("pae", "x64") else 0) | (0x501 if p.mode == "x64" else 0)
-        return {"cr0": cr0, "cr2": 0, "cr3": p.cr3, "cr4": cr4, "efer": efer}
+        cr2 = self._booted.nt.executor.regs["cr2"]
+        return {"cr0": cr0, "cr2": cr2, "cr3": p.cr3, "cr4": cr4, "efer": efer}
+
+    def registers(self) -> dict[str, int]:
+        r = self._booted.nt.executor.regs
+        return {"ip": r["ip"], "sp": r["sp"], "bp": r["bp"]}
+
+    def go(self):
+        return self._booted.nt.executor.go()
 
     def translate(self, va: int, cr3: int | None = None) -> Translation:
         return self._m.translate(va, cr3=cr3 if cr3 is not None else self._m.cr3)

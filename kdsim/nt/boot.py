@@ -143,6 +143,12 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
     nt_window = WindowMemory(machine, nt_pa, ntimage.NT_IMAGE_SIZE[ptr], aspace.kernel_base)
     system.nt_data = nt_window
     system.symbols = place_variables(profile, ts)
+    system.functions = {name: aspace.kernel_base + rva for name, rva in
+                        ntimage.function_rvas(profile.name, ptr).items()}
+    for name, va in system.functions.items():   # each routine's prologue (ntimage.FUNCTIONS);
+        # the break-in routine is an int 3 (RtlpBreakWithStatusInstruction: int 3; ret 4)
+        nt_window.write(va, ntimage.INT3 if name == "RtlpBreakWithStatusInstruction"
+                        else ntimage.PROLOGUE[ptr])
     system.modules = [(name, short, aspace.kernel_base if short == "nt" else hal_va, size[ptr])
                       for name, short, size in ntimage.MODULES]
 

@@ -23,6 +23,7 @@ from collections import Counter
 from kdsim.machine import VirtualMemoryError
 
 from . import protect as pr
+from .execution import traced
 from .pfn import STANDBY, MODIFIED
 
 PAGE = 0x1000
@@ -35,6 +36,7 @@ class FaultHandler:
         self.codec = system.codec
         self.counts = Counter()
 
+    @traced("MmAccessFault", entry="fault")
     def resolve(self, proc, va: int, write: bool, execute: bool = False) -> int:
         """MmAccessFault for a user-mode access; STATUS_SUCCESS when resolved."""
         s, codec = self.s, self.codec
@@ -107,6 +109,7 @@ class FaultHandler:
         self._demand_zero(proc, page, protection, write)
         return pr.STATUS_SUCCESS
 
+    @traced("MiDispatchFault", "MiResolveDemandZeroFault")
     def _demand_zero(self, proc, page: int, protection: int, write: bool) -> None:
         s, codec = self.s, self.codec
         pfn = s.take_page()
@@ -120,6 +123,7 @@ class FaultHandler:
         s.update_counters()
         self.counts["demand zero"] += 1
 
+    @traced("MiDispatchFault", "MiResolveProtoPteFault")
     def _shared(self, proc, page: int, pa, proto_va: int, write: bool,
                 protection: int | None = None) -> int:
         """A page of a mapped view: resolve its prototype PTE (MiResolveProtoPteFault),
@@ -178,6 +182,7 @@ class FaultHandler:
         self.counts[kind] += 1
         return pr.STATUS_SUCCESS
 
+    @traced("MiCopyOnWrite")
     def _copy_on_write(self, proc, page: int, pa: int, d) -> int:
         """A write to a copy-on-write page: the writer gets a private copy (MiCopyOnWrite)."""
         s, codec = self.s, self.codec
@@ -207,6 +212,7 @@ class FaultHandler:
             release_backing(s, int(s.pfn.e["orig"][pfn]))
             s.pfn.e["orig"][pfn] = self.codec.demand_zero(orig.protection)
 
+    @traced("MiDispatchFault", "MiResolvePageFileFault")
     def _hard(self, proc, page: int, pa: int, d, write: bool) -> int:
         """A hard fault: the page's contents come back from the paging file."""
         s, codec = self.s, self.codec
@@ -237,6 +243,7 @@ class FaultHandler:
         self.counts["hard fault"] += 1
         return pr.STATUS_SUCCESS
 
+    @traced("MiDispatchFault", "MiResolveTransitionFault")
     def _soft(self, proc, page: int, pa: int, d, write: bool) -> int:
         s, codec = self.s, self.codec
         if pr.is_guard(d.protection):
@@ -327,8 +334,9 @@ def touch(system, proc, va: int, size: int, kind: str = "r") -> tuple[int, int]:
             i += ok
             continue
         # Fetches go one page at a time: a no-execute page must fail, not be made.
-        run = 0 if kind == "x" else _demand_zero_run(system, proc, first + i * PAGE,
-                                                      pages - i, write)
+        # (and a guest thread under a debugger goes through MmAccessFault page by page)
+        run = 0 if kind == "x" or system.tracer is not None else \
+            _demand_zero_run(system, proc, first + i * PAGE, pages - i, write)
         if run:
             vas = np.arange(first + i * PAGE, first + (i + run) * PAGE, PAGE, dtype=np.uint64)
             _, status = m.translate_batch(vas, how, user=True, probe=False)

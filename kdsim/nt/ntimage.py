@@ -78,3 +78,86 @@ MODULES = (("ntoskrnl.exe", "nt", NT_IMAGE_SIZE), ("hal.dll", "hal", HAL_IMAGE_S
 # Link timestamps written in their loader entries (kdsim choices, fixed for every run).
 TIMESTAMPS = {"nt": 0x4CE7951A, "hal": 0x4CE7C669}
 ENTRY_RVA = {"nt": 0x1B0000, "hal": 0x1000}      # kdsim choices
+
+
+# -- functions ------------------------------------------------------------------------------
+#
+# The routines kdsim's guest threads pass through, as nt's public symbols name them, so
+# that a breakpoint can be set on them and a stack walk can name its frames.  kdsim has no
+# instructions: each routine's first bytes are the prologue its compiler emits (x86:
+# ``mov edi,edi`` / ``push ebp`` / ``mov ebp,esp``, the hot-patchable prologue of Windows'
+# x86 routines; x64: ``mov qword ptr [rsp+8],rbx``), which is what the debugger shows at a
+# breakpoint and where it plants its int 3.  Where the routines sit (FUNCTION_RVA onwards,
+# FUNCTION_SPACING apart, in this order) is a kdsim choice; so are the offsets of the call
+# sites (CALL_SITES) and the x64 frame sizes (what the image's unwind data records).
+
+class Function(NamedTuple):
+    name: str
+    args: int | None      # x86 __stdcall argument bytes (the "@N" of the decorated name);
+                          # None: an assembler routine without a decorated name
+    frame: int = 0x58     # x64: bytes the routine's prologue takes off rsp (its unwind data)
+    targets: tuple[str, ...] = ()   # empty: every target
+
+
+FUNCTIONS = (
+    # Trap and system-service entry (assembler: no decorated names).  x86 kernels enter a
+    # page fault through KiTrap0E and system services through KiFastCallEntry; the x64
+    # kernel through KiPageFault and KiSystemServiceCopyEnd.
+    Function("KiTrap0E", None, targets=("wrk-x86", "win7-x86", "win7-x86pae")),
+    Function("KiFastCallEntry", None, targets=("wrk-x86", "win7-x86", "win7-x86pae")),
+    Function("KiPageFault", None, 0x158, targets=("win7-x64",)),
+    Function("KiSystemServiceCopyEnd", None, 0x0, targets=("win7-x64",)),
+    # The fault handler and how it resolves a fault (MmAccessFault -> MiDispatchFault ->
+    # MiResolve*; WRK mm/pagfault.c; the stdcall sizes are Windows 7's, as x shows them).
+    Function("MmAccessFault", 16, 0xd8),
+    Function("MiDispatchFault", 32, 0xb8),
+    Function("MiResolveDemandZeroFault", 24, 0x68),
+    Function("MiResolveTransitionFault", 28, 0x88),
+    Function("MiResolvePageFileFault", 28, 0x98),
+    Function("MiResolveProtoPteFault", 32, 0xa8),
+    Function("MiResolveMappedFileFault", 32, 0x78),
+    Function("MiCopyOnWrite", 8, 0x88),
+    # System services of the memory manager.
+    Function("NtAllocateVirtualMemory", 24, 0x118),
+    Function("NtFreeVirtualMemory", 16, 0xb8),
+    Function("NtProtectVirtualMemory", 20, 0xc8),
+    Function("NtMapViewOfSection", 40, 0xe8),
+    Function("NtUnmapViewOfSection", 8, 0x58),
+    # Where the processor stops when the debugger breaks in (Ctrl+Break, an idle machine).
+    Function("RtlpBreakWithStatusInstruction", None, 0x0),
+)
+
+FUNCTION_RVA = {4: 0x10000, 8: 0x10000}
+FUNCTION_SPACING = 0x2000
+PROLOGUE = {4: bytes.fromhex("8bff558bec"), 8: bytes.fromhex("48895c2408")}
+INT3 = b"\xcc"
+
+# Return offsets of the calls one routine makes to another (caller, callee) -> offset in
+# the caller of the instruction after the call; any other pair returns to +0x40.
+CALL_SITES = {
+    ("KiTrap0E", "MmAccessFault"): 0xdc,
+    ("KiPageFault", "MmAccessFault"): 0x16e,
+    ("MmAccessFault", "MiDispatchFault"): 0x1dc1,
+    ("MiDispatchFault", "MiResolveDemandZeroFault"): 0x2f7,
+    ("MiDispatchFault", "MiResolveTransitionFault"): 0x3a2,
+    ("MiDispatchFault", "MiResolvePageFileFault"): 0x41b,
+    ("MiDispatchFault", "MiResolveProtoPteFault"): 0x1a6,
+    ("MiDispatchFault", "MiResolveMappedFileFault"): 0x4d0,
+    ("MmAccessFault", "MiCopyOnWrite"): 0x8b4,
+    ("KiFastCallEntry", "*"): 0x12a,
+    ("KiSystemServiceCopyEnd", "*"): 0x13,
+}
+
+
+def functions_of(profile_name: str) -> tuple[Function, ...]:
+    return tuple(f for f in FUNCTIONS if not f.targets or profile_name in f.targets)
+
+
+def function_rvas(profile_name: str, ptr: int) -> dict[str, int]:
+    """Each routine's offset from nt's base on this target."""
+    return {f.name: FUNCTION_RVA[ptr] + i * FUNCTION_SPACING
+            for i, f in enumerate(functions_of(profile_name))}
+
+
+def return_offset(caller: str, callee: str) -> int:
+    return CALL_SITES.get((caller, callee), CALL_SITES.get((caller, "*"), 0x40))

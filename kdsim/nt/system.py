@@ -26,6 +26,8 @@ _VAR_KIND = {v.name: v.kind for v in ntimage.VARIABLES}
 
 
 class NtSystem:
+    tracer = None       # set while a guest thread runs (execution.py)
+
     def __init__(self, profile, ts, machine, kmem, kernel_tables):
         self.profile = profile
         self.ts = ts
@@ -236,6 +238,9 @@ class NtSystem:
         self.faults = FaultHandler(self)
         self.process_objects = {}
         self.current = None
+        self.tracer = None          # the guest thread's executor while one runs (execution.py)
+        from .execution import Executor
+        self.executor = Executor(self)
         self.next_pid = 0x100
         self.rng = random.Random(self.seed)
         self.committed = 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import protect as pr
+from .execution import traced
 from .pagefile import release_backing
 
 PAGE = 0x1000
@@ -104,6 +105,7 @@ class VirtualMemory:
 
     # -- NtAllocateVirtualMemory -----------------------------------------------------------
 
+    @traced("NtAllocateVirtualMemory", entry="service")
     def allocate(self, proc, size: int, address: int = 0, *, reserve: bool = True,
                  commit: bool = True, protect: int = pr.PAGE_READWRITE,
                  top_down: bool = False) -> VmResult:
@@ -168,6 +170,7 @@ class VirtualMemory:
 
     # -- NtFreeVirtualMemory ---------------------------------------------------------------
 
+    @traced("NtFreeVirtualMemory", entry="service")
     def free(self, proc, address: int, size: int = 0, *, release: bool = True) -> VmResult:
         vad = self.vad_at(proc, address)
         if vad is None or not vad.private:
@@ -276,6 +279,7 @@ class VirtualMemory:
             return self.codec.decode(int(self.s.pfn.e["orig"][d.pfn])).protection
         return d.protection
 
+    @traced("NtProtectVirtualMemory", entry="service")
     def protect(self, proc, address: int, size: int, protect: int) -> VmResult:
         try:
             protection = pr.make_protection_mask(protect)

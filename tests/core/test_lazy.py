@@ -2,7 +2,6 @@
 writing guest RAM sees exactly the bytes an eager write would have left."""
 import struct
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -35,9 +35,9 @@ def test_ln_after_the_last_symbol_prints_only_the_left_half(x64):
 
 def test_ln_before_the_first_symbol_names_the_module(x64, x86):
     assert x64.debugger.execute("ln nt") == \
-        "(fffff800`02a1f000)   nt   |  (fffff800`02c1f000)   nt!KdDebuggerDataBlock\n"
+        "(fffff800`02a1f000)   nt   |  (fffff800`02a2f000)   nt!KiPageFault\n"
     assert x86.debugger.execute("ln nt+10") == \
-        "(82a1f000)   nt+0x10   |  (82b4f000)   nt!KdDebuggerDataBlock\n"
+        "(82a1f000)   nt+0x10   |  (82a2f000)   nt!KiTrap0E\n"
     assert x86.debugger.execute("ln hal+10") == "(82e2f000)   hal+0x10\n"
 
 
@@ -51,7 +51,13 @@ def test_ln_errors(x64):
     d = x64.debugger
     assert d.execute("ln nt!Nope") == "Couldn't resolve error at 'nt!Nope'\n"
     assert d.execute("ln 1 +") == "            ^ Syntax error in 'ln 1 +'\n"
-    assert d.execute("ln") == "Bad register error\n"      # kdsim has no instruction pointer
+    # No address: the instruction pointer -- where the processor stopped (a fresh machine
+    # has broken in at nt!RtlpBreakWithStatusInstruction)
+    assert d.execute("ln") == (
+        "(fffff800`02a4d000)   nt!RtlpBreakWithStatusInstruction   |  "
+        "(fffff800`02c1f000)   nt!KdDebuggerDataBlock\n"
+        "Exact matches:\n"
+        "    nt!RtlpBreakWithStatusInstruction (<no parameter info>)\n")
 
 
 @pytest.mark.parametrize("fixture", ["x64", "x86"])

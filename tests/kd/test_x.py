@@ -100,7 +100,8 @@ def test_every_address_x_prints_is_what_the_expression_and_the_memory_manager_sa
     for booted in (x64, x86):
         d = booted.debugger
         lines = d.execute("x nt!*").splitlines()
-        placed = booted.nt.symbols               # the memory manager's own layout
+        # the memory manager's own layout: its variables and its routines
+        placed = {**booted.nt.symbols, **booted.nt.functions}
         assert sorted(line.split()[1][3:] for line in lines) == sorted(placed)
         for line in lines:
             addr, name = line.split()[:2]

@@ -73,13 +73,16 @@ def dot_process(session, args: str, offset: int) -> str:
 
 
 @REGISTRY.command("r", syntax="r [Register[=Value]]",
-                  summary="show or set a register (cr0, cr2, cr3, cr4, efer, $t0-$t19)")
+                  summary="show the registers, or show or set one (eip/rip, esp/rsp, "
+                          "ebp/rbp, cr0, cr2, cr3, cr4, efer, $t0-$t19)",
+                  help="kdsim's processor context holds the instruction, stack and frame "
+                       "pointers and the control registers; the other general registers "
+                       "print as zero and cannot be set.")
 def register(session, args: str, offset: int) -> str:
     t = session.target
     text = args.strip()
     if not text:
-        raise CommandError("kdsim: r needs a register name (cr0, cr2, cr3, cr4, efer, "
-                           "$t0-$t19)\n")
+        return _register_dump(session)
     name, eq, value = text.partition("=")
     name = name.strip().lstrip("@").lower()
     if eq:
@@ -89,11 +92,58 @@ def register(session, args: str, offset: int) -> str:
         session.pseudo[name] = session.evaluator().evaluate(args[start:].strip())
         return ""
     control = t.control_registers()
+    general = _general(session)
+    if name in general:
+        return f"{name}={general[name]:0{2 * t.pointer_size}x}\n"
     if name in control:          # r cr3 -> cr3=00000000`00187000 is not how kd prints it:
         return f"{name}={control[name]:0{2 * t.pointer_size}x}\n"   # no backtick
     if name in session.pseudo:
         return f"{name}={session.pseudo[name]:0{2 * t.pointer_size}x}\n"
     raise ExprError("register", 0)
+
+
+def _general(session) -> dict[str, int]:
+    """The general registers by name: ip/sp/bp from the processor context, the others
+    zero (kdsim's processor context does not hold them)."""
+    r = session.target.registers()
+    if session.target.pointer_size == 4:
+        names = ("eax", "ebx", "ecx", "edx", "esi", "edi")
+        out = dict.fromkeys(names, 0)
+        out.update(eip=r["ip"], esp=r["sp"], ebp=r["bp"])
+        return out
+    names = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi") + tuple(f"r{i}" for i in range(8, 16))
+    out = dict.fromkeys(names, 0)
+    out.update(rip=r["ip"], rsp=r["sp"], rbp=r["bp"])
+    return out
+
+
+# The flags of a thread running with interrupts enabled and nothing else set
+# (EFLAGS 0x202: IF and the always-one bit 1) -- kdsim's choice for every stop.
+_EFLAGS = 0x202
+_FLAG_TEXT = "iopl=0         nv up ei pl nz na po nc"
+
+
+def _register_dump(session) -> str:
+    """``r`` without arguments, in WinDbg's layout (windbg-formats.md §14)."""
+    from .run import instruction_line, where_line
+    g = _general(session)
+    if session.target.pointer_size == 4:
+        lines = [" ".join(f"{n}={g[n]:08x}" for n in ("eax", "ebx", "ecx", "edx", "esi", "edi")),
+                 f"eip={g['eip']:08x} esp={g['esp']:08x} ebp={g['ebp']:08x} {_FLAG_TEXT}",
+                 "cs=0008  ss=0010  ds=0023  es=0023  fs=0030  gs=0000"
+                 f"             efl={_EFLAGS:08x}"]
+        ip = g["eip"]
+    else:
+        def row(names):
+            return " ".join(f"{n:>3}={g[n]:016x}" for n in names)
+        lines = [row(("rax", "rbx", "rcx")), row(("rdx", "rsi", "rdi")),
+                 row(("rip", "rsp", "rbp")), row(("r8", "r9", "r10")),
+                 row(("r11", "r12", "r13")), row(("r14", "r15")), _FLAG_TEXT,
+                 "cs=0010  ss=0018  ds=002b  es=002b  fs=0053  gs=002b"
+                 f"             efl={_EFLAGS:08x}"]
+        ip = g["rip"]
+    return "".join(line + "\n" for line in lines) + where_line(session, ip) + \
+        instruction_line(session, ip)
 
 
 # -- !process ---------------------------------------------------------------------------

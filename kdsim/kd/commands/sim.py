@@ -31,6 +31,8 @@ SHOWN_BYTES = 16                  # !sim.read shows this many bytes; db shows th
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "spawn": ("!sim.spawn Image [Dll ...]",
               "create a process running Image, with ntdll, kernel32, KernelBase and Dlls"),
+    "run": ("!sim.run Program",
+            "start one of kdsim's programs; its thread runs when the machine runs (g)"),
     "kill": ("!sim.kill Process", "terminate a process"),
     "alloc": ("!sim.alloc Process Size [Address] [reserve|commit] [Protection]",
               "reserve and/or commit virtual memory in a process (VirtualAlloc)"),
@@ -62,6 +64,11 @@ HELP = {
     "spawn": "CreateProcess: a new address space and EPROCESS on PsActiveProcessHead, the "
              "image and its DLLs mapped (each DLL ends in .dll), PEB, TEB, stack and "
              "heap.  The parent is System.",
+    "run": "CreateProcess of one of kdsim's programs (kdsim/nt/programs: memoryalloc, "
+           "pagefault): the process is created now, its main thread runs the program's "
+           "steps -- system services, memory accesses, OutputDebugString -- when the "
+           "machine runs (g), through the kernel routines that serve them, so that "
+           "breakpoints on them (bp nt!MmAccessFault) stop it.",
     "kill": "TerminateProcess: the private pages go to the free list, views are unmapped, "
             "the VADs, page tables and EPROCESS are freed.",
     "alloc": "NtAllocateVirtualMemory.  Without reserve or commit: MEM_RESERVE|MEM_COMMIT. "
@@ -112,6 +119,9 @@ def _command(name: str):
     def wrap(fn):
         def handler(session, args: str, offset: int) -> str:
             sim = machine(session)
+            if name not in ("faults", "help") and sim.busy:
+                raise CommandError("kdsim: a guest thread is stopped inside the memory "
+                                   "manager; let it finish (g) before driving the machine\n")
             return fn(session, sim, Args(session, syntax, args))
         REGISTRY.command(f"!sim.{name}", syntax=syntax, summary=summary, help=HELP[name],
                          kdsim_only=True)(handler)
@@ -137,6 +147,17 @@ def spawn(session, sim, a: Args) -> str:
     done = call(sim, sim.spawn, image, dlls)
     ptr = session.target.pointer_size
     name = next((p.name for p in processes(session) if p.ep == done.eprocess), image)
+    return f"Created {name}: PROCESS {done.eprocess:0{2 * ptr}x}  Cid: {done.pid:04x}\n"
+
+
+@_command("run")
+def run(session, sim, a: Args) -> str:
+    program = a.word()
+    if not a.done():
+        raise CommandError(f"kdsim: !sim.run takes one program ({', '.join(sim.programs())})\n")
+    done = call(sim, sim.run, program)
+    ptr = session.target.pointer_size
+    name = next((p.name for p in processes(session) if p.ep == done.eprocess), program)
     return f"Created {name}: PROCESS {done.eprocess:0{2 * ptr}x}  Cid: {done.pid:04x}\n"
 
 

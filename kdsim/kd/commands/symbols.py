@@ -5,8 +5,10 @@ entries on PsLoadedModuleList in guest memory; symbol offsets from the target's 
 information (what a symbol file gives); version facts from the target's build profile.
 
 kdsim's nt "symbol file" is like Microsoft's public ntkrnlmp.pdb: names and addresses of
-global data, no types and no sizes.  So every symbol prints ``= <no type information>``,
-and the ``x`` options that need sizes or types are left out.
+global data and of the routines kdsim's guest threads run through (kdsim.nt.ntimage), no
+types and no sizes.  So data prints ``= <no type information>`` and a routine its public
+decorated name (x86) or ``(<no parameter info>)``, and the ``x`` options that need sizes or
+types are left out.
 """
 from __future__ import annotations
 
@@ -137,6 +139,19 @@ def symbolize(session, addr: int) -> str | None:
     return head + (f"+0x{disp:x}" if disp else "")
 
 
+def info(session, module: str, name: str) -> str:
+    """What x and ln print after a public symbol: a routine's decorated name on x86
+    (``(_MmAccessFault@16)``, ``(<no parameter info>)`` for an assembler routine) or
+    ``(<no parameter info>)`` on x64; `` = <no type information>`` for data."""
+    fn = session.target.functions(module).get(name)
+    if fn is None:
+        return NO_TYPE
+    args = fn[1]
+    if session.target.pointer_size == 4 and args is not None:
+        return f" (_{name}@{args})"
+    return " (<no parameter info>)"
+
+
 # -- string wildcards (the debugger's "String Wildcard Syntax") -----------------------------
 
 # -- x ------------------------------------------------------------------------------------
@@ -203,7 +218,7 @@ def examine(session, args: str, offset: int) -> str:
             lines.append(f"{module}!{name}")
         else:
             # x64: the backticked address and one space; x86 pads the address to 17 columns
-            tail = "" if form == "2" else NO_TYPE
+            tail = "" if form == "2" else info(session, module, name)
             lines.append(f"{where:<17} {module}!{name}{tail}")
     return "".join(line + "\n" for line in lines)
 
@@ -245,7 +260,8 @@ def list_nearest(session, args: str, offset: int) -> str:
     out = [left]
     if at and not disp:
         out.append("Exact matches:")
-        out += [f"    {module.name}!{name}{NO_TYPE}" for _, name in at]
+        out += [f"    {module.name}!{name}{info(session, module.name, name)}"
+                for _, name in at]
     return "".join(line + "\n" for line in out)
 
 
