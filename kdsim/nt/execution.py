@@ -242,8 +242,10 @@ class Executor:
         try:
             for t in self.threads:
                 while not t.done:
-                    if self.interrupt:
-                        self._stop("interrupt", self.s.functions["RtlpBreakWithStatusInstruction"])
+                    if self.interrupt:       # Ctrl+C: the break-in runs between two steps
+                        ip = self.s.functions["RtlpBreakWithStatusInstruction"]
+                        self.regs.update(ip=ip, sp=0, bp=0)
+                        self._stop("interrupt", ip)
                     self._step(t)
             self._events.put(StopEvent("idle", 0))
         except BaseException as e:        # noqa: BLE001 -- reported to the debugger
@@ -392,5 +394,5 @@ class Executor:
 
     def _check_int3(self, name: str) -> None:
         va = self.s.functions[name]
-        if self.interrupt or self.s.kmem.read(va, 1) == ntimage.INT3:
-            self._stop("interrupt" if self.interrupt else "break", va)
+        if self.s.kmem.read(va, 1) == ntimage.INT3:
+            self._stop("break", va)

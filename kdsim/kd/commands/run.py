@@ -285,10 +285,9 @@ def go(session, args: str, offset: int):
                 from .process import current_process
                 if current_process(session) != hit.process:
                     continue
-            if hit.remaining > 1:
-                hit.remaining -= 1
+            if hit.remaining > 1:         # skip passes; from the given pass on it breaks
+                hit.remaining -= 1            # every time (bl: 0001 (0002))
                 continue
-            hit.remaining = hit.passes
             if hit.once:
                 del bps[hit.id]
         break
