@@ -274,9 +274,9 @@ class Executor:
         self.regs.update(ip=self._user_ip(t), sp=t.user_bp, bp=t.user_bp)
         try:
             op = step.get("op")
-            if op == "print":
-                self._output.append(step["text"] if step["text"].endswith("\n")
-                                    else step["text"] + "\n")
+            if op == "print":        # OutputDebugString; {name:#x} formats a named address
+                text = step["text"].format(**t.env)
+                self._output.append(text if text.endswith("\n") else text + "\n")
             elif op == "write" and step.get("on_fault") == "commit":
                 self._write_committing(t, step)
             else:

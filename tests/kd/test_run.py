@@ -145,7 +145,7 @@ def test_the_demand_zero_cycle_under_breakpoints(pae):
     assert d.execute("db 210000 L4") == "00210000  61 61 61 61                                      aaaa\n"
     d.execute("bc *")
     out = d.execute("g")
-    assert out.startswith("pagefault: 2 pages written\n"
+    assert out.startswith("pagefault: 2 pages written at 0x00210000\n"
                           "Break instruction exception - code 80000003 (first chance)\n")
     assert out.endswith(BANNER_END + "nt!RtlpBreakWithStatusInstruction:\n"
                         "82a4d000 cc              int     3\n")
@@ -155,7 +155,7 @@ def test_the_demand_zero_cycle_under_breakpoints(pae):
     d.execute(".process /p 86001508")
     assert d.execute("db 211ffc L4") == "00211ffc  61 61 61 61" + " " * 38 + "aaaa\n"
     d.execute(".process 0")
-    assert d.execute("g") == out[len("pagefault: 2 pages written\n"):]   # nothing to run
+    assert d.execute("g") == out[len("pagefault: 2 pages written at 0x00210000\n"):]   # nothing to run
 
 
 def test_bp_p_stops_only_in_that_process(pae):
@@ -167,7 +167,7 @@ def test_bp_p_stops_only_in_that_process(pae):
     d.execute(f"bp /p {eps[1]} nt!MiResolveDemandZeroFault")
     # The first program runs to its end without stopping (its line is printed), then
     # the second one stops.
-    assert d.execute("g").startswith("pagefault: 2 pages written\nBreakpoint 0 hit\n")
+    assert d.execute("g").startswith("pagefault: 2 pages written at 0x00210000\nBreakpoint 0 hit\n")
     assert d.execute("!process -1 0").splitlines()[0].startswith(f"PROCESS {eps[1]}")
     # The first program ran to its end without stopping: its pages are written.
     assert d.execute(f".process /p {eps[0]}").startswith("Implicit process is now")
@@ -210,7 +210,7 @@ def test_interrupt_breaks_in_between_two_steps(pae):
                         "82a4d000 cc              int     3\n")
     # The program had reserved its range and not written yet; g goes on from there.
     assert d.execute("!pte 210000").splitlines()[-1] == "not valid"
-    assert d.execute("g").startswith("pagefault: 2 pages written\n")
+    assert d.execute("g").startswith("pagefault: 2 pages written at 0x00210000\n")
     d.execute(".process /p 86001508")
     assert d.execute("db 210000 L1") == "00210000  61" + " " * 47 + "a\n"
 
