@@ -103,9 +103,11 @@ class Target(ABC):
         "bp"); what a debugger transport reports of a stopped processor."""
         return {"ip": 0, "sp": 0, "bp": 0}
 
-    def go(self):
-        """Let the target run until it stops; a StopEvent (kdsim.nt.execution).  A target
-        that cannot run (a dump) raises RuntimeError."""
+    def go(self, switch_cr3: int | None = None):
+        """Let the target run until it stops; a StopEvent (kdsim.nt.execution).
+        ``switch_cr3``: break in with that address space loaded once the machine idles
+        (what ``.process /i`` asks of the target).  A target that cannot run (a dump)
+        raises RuntimeError."""
         raise RuntimeError("the target cannot run")
 
 
@@ -174,8 +176,8 @@ class LiveTarget(Target):
         r = self._booted.nt.executor.regs
         return {"ip": r["ip"], "sp": r["sp"], "bp": r["bp"]}
 
-    def go(self):
-        return self._booted.nt.executor.go()
+    def go(self, switch_cr3: int | None = None):
+        return self._booted.nt.executor.go(switch_cr3)
 
     def translate(self, va: int, cr3: int | None = None) -> Translation:
         return self._m.translate(va, cr3=cr3 if cr3 is not None else self._m.cr3)

@@ -137,6 +137,7 @@ class Executor:
         self._worker: threading.Thread | None = None
         self._output: list[str] = []
         self.interrupt = False
+        self.switch_cr3: int | None = None
         mode = system.profile.paging.name
         self.trap = "KiPageFault" if mode == "x64" else "KiTrap0E"
         self.service = "KiSystemServiceCopyEnd" if mode == "x64" else "KiFastCallEntry"
@@ -191,8 +192,11 @@ class Executor:
         return any(not t.done for t in self.threads) or (
             self._worker is not None and self._worker.is_alive())
 
-    def go(self) -> StopEvent:
-        """Let the guest run until it stops; returns why."""
+    def go(self, switch_cr3: int | None = None) -> StopEvent:
+        """Let the guest run until it stops; returns why.  ``switch_cr3``: when the
+        machine idles, break in with that address space loaded ("switch", what the
+        debugger's .process /i asks for) instead of System's."""
+        self.switch_cr3 = switch_cr3
         if self._worker is None or not self._worker.is_alive():
             if not any(not t.done for t in self.threads):
                 return self._idle()
@@ -230,11 +234,13 @@ class Executor:
         debugger breaks in there."""
         self.interrupt = False
         self.current = None
-        self.s.machine.cr3 = self.s.kernel_tables.top
+        switch = getattr(self, "switch_cr3", None)
+        self.s.machine.cr3 = switch if switch is not None else self.s.kernel_tables.top
         self.s.current = None
+        self.switch_cr3 = None
         self.regs = {"ip": self.s.functions["RtlpBreakWithStatusInstruction"], "sp": 0,
                      "bp": 0, "cr2": self.regs.get("cr2", 0)}
-        return StopEvent("idle", self.regs["ip"], out)
+        return StopEvent("switch" if switch is not None else "idle", self.regs["ip"], out)
 
     # -- the guest side (the worker thread) -------------------------------------------------
 

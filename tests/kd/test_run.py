@@ -223,3 +223,25 @@ def test_the_same_run_gives_the_same_transcript():
                  "g", "!pte 210000"]
         return [d.execute(line) for line in lines]
     assert transcript() == transcript()
+
+
+def test_process_i_switches_the_processor_at_the_next_break_in(pae):
+    d = pae.debugger
+    system_cr3 = d.execute("r cr3")
+    assert d.execute(".process /i 86001508") == (
+        "You need to continue execution (press 'g' <enter>) for the context\n"
+        "to be switched. When the debugger breaks in again, you will be in\n"
+        "the new process context.\n")
+    assert d.execute("r cr3") == system_cr3            # nothing changes until g
+    out = d.execute("g")
+    assert out == ("pagefault: 2 pages written at 0x00210000\n"
+                   "Break instruction exception - code 80000003 (first chance)\n"
+                   "nt!RtlpBreakWithStatusInstruction:\n"
+                   "82a4d000 cc              int     3\n")
+    assert d.execute("!process -1 0").splitlines()[0].startswith("PROCESS 86001508")
+    words = d.execute("!process -1 0").split()
+    assert d.execute("r cr3") == "cr3=" + words[words.index("DirBase:") + 1] + "\n"
+    assert d.execute("db 210000 L1") == "00210000  61" + " " * 47 + "a\n"
+    assert d.execute("g").startswith("Break instruction exception - code 80000003 (first "
+                                     "chance)\n****")     # the next break-in: System again
+    assert d.execute("r cr3") == system_cr3

@@ -42,7 +42,9 @@ def current_process(session) -> int:
 
 @REGISTRY.command(".process", syntax=".process [/p [/r]] [/i] [Process]",
                   summary="set the implicit process (the address space user addresses use)",
-                  help="/i behaves as /p in kdsim: the context switches at once.")
+                  help="/i (invasive) asks the target to switch: after the next g the "
+                       "debugger breaks in with that process's address space loaded "
+                       "(CR3).")
 def dot_process(session, args: str, offset: int) -> str:
     t = session.target
     words = args.split()
@@ -59,12 +61,16 @@ def dot_process(session, args: str, offset: int) -> str:
     dtb = directory_table_base(session, ep)
     if dtb is None:
         raise CommandError(f"Memory access error at '{rest}'\n")
+    if "/i" in switches:
+        # WinDbg 6.x's words (a later build prints the first sentence on one line).
+        session.switch_to = ep
+        return ("You need to continue execution (press 'g' <enter>) for the context\n"
+                "to be switched. When the debugger breaks in again, you will be in\n"
+                "the new process context.\n")
     session.implicit_process, session.context_cr3 = ep, dtb
     out = [f"Implicit process is now {pointer(ep, t.pointer_size)}"]
-    if "/p" in switches or "/i" in switches:
+    if "/p" in switches:
         out.append(".cache forcedecodeuser done")
-        if "/i" in switches:
-            out.append("kdsim: .process /i switches the context at once, as /p does")
     else:
         out.append("WARNING: .cache forcedecodeuser is not enabled")
     if "/r" in switches:

@@ -262,11 +262,17 @@ def go(session, args: str, offset: int):
                            "at; set a breakpoint)\n")
     t = session.target
     bps = _breakpoints(session)
+    switch = getattr(session, "switch_to", None)     # .process /i
+    switch_cr3 = None
+    if switch is not None:
+        from .process import directory_table_base
+        switch_cr3 = directory_table_base(session, switch)
+    session.switch_to = None
     while True:
         saved = _plant(session)
         try:
             try:
-                ev = t.go()
+                ev = t.go(switch_cr3)
             except RuntimeError as e:
                 raise CommandError(f"kdsim: {e}\n") from None
         finally:
@@ -296,6 +302,8 @@ def go(session, args: str, offset: int):
     session.next_display = {}
     if hit is not None:
         head = f"Breakpoint {hit.id} hit\n"
+    elif ev.kind == "switch":      # the break-in .process /i asked for: no banner
+        head = "Break instruction exception - code 80000003 (first chance)\n"
     else:
         head = BREAK_IN_BANNER
     yield head + where_line(session, ev.address) + instruction_line(session, ev.address)
