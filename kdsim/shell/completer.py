@@ -243,6 +243,15 @@ def sim_subcommands() -> dict[str, tuple[str, str]]:
     return table if isinstance(table, dict) else {}
 
 
+def sim_programs() -> list[str]:
+    """The programs ``!sim.run`` can start, from the extension; none without it."""
+    try:
+        from kdsim.kd.commands import sim
+        return list(sim.PROGRAMS())
+    except Exception:
+        return []
+
+
 def process_names(debugger) -> list[str]:
     """The image names of the processes on PsActiveProcessHead, read from guest memory
     (EPROCESS.ImageFileName, as !process reads it), sorted, each once."""
@@ -399,6 +408,8 @@ class KdCompleter(Completer):
                         if _starts(n, last)]
             elif kind == "words" and position >= s.index:
                 out += [(w, "keyword") for w in words if _starts(w, s.word)]
+            elif kind == "program" and position == s.index:
+                out += [(n, "program") for n in sim_programs() if _starts(n, s.word)]
         return out
 
 
@@ -420,6 +431,8 @@ def _syntax_arguments(syntax: str):
             yield position, "process", ()
         elif "protect" in lower:
             yield position, "protection", ()
+        elif lower == "program":
+            yield position, "program", ()
         elif "|" in text and not text.startswith("<"):
             words = tuple(w for w in text.split("|") if re.fullmatch(r"[a-z][\w-]*", w))
             if words:

@@ -295,6 +295,7 @@ FAKE_SIM = {
     "touch": ("!sim.touch Process Address [Size] [r|w|x]", "touch pages"),
     "write": ('!sim.write Process Address Bytes|"Text"', "write memory"),
     "zero": ("!sim.zero [Pages]", "run the zero page thread"),
+    "run": ("!sim.run Program", "start a program"),
 }
 
 
@@ -302,13 +303,15 @@ FAKE_SIM = {
 def fake_sim(monkeypatch):
     fake = types.ModuleType("kdsim.kd.commands.sim")
     fake.SUBCOMMANDS = FAKE_SIM
+    fake.PROGRAMS = lambda: ["memoryalloc", "pagefault"]
     monkeypatch.setitem(sys.modules, "kdsim.kd.commands.sim", fake)
     monkeypatch.setattr(kdsim.kd.commands, "sim", fake, raising=False)
 
 
 def test_sim_subcommands(completer, fake_sim):
     got = list(completer.get_completions(Document("!sim."), CompleteEvent()))
-    assert [c.text for c in got] == ["!sim.alloc", "!sim.touch", "!sim.write", "!sim.zero"]
+    assert [c.text for c in got] == ["!sim.alloc", "!sim.run", "!sim.touch", "!sim.write",
+                                     "!sim.zero"]
     assert got[0].display_meta_text == "reserve and/or commit virtual memory"
     assert complete(completer, "!SIM.T") == ["!sim.touch"]
     assert "!sim.zero" in complete(completer, "!s")
@@ -326,6 +329,8 @@ def test_sim_arguments(completer, fake_sim):
     assert complete(completer, "!sim.touch notepad.exe 10000 1000 w") == ["w"]
     assert complete(completer, "!sim.write notepad.exe 10000 ") == []
     assert complete(completer, "!sim.zero ") == []
+    assert complete(completer, "!sim.run ") == ["memoryalloc", "pagefault"]   # kdsim's programs
+    assert complete(completer, "!sim.run PAGE") == ["pagefault"]
     assert complete(completer, "!sim.nosuch ") == []
 
 

@@ -60,6 +60,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "help": ("!sim.help", "what the !sim extension is, and its commands"),
 }
 
+def PROGRAMS() -> list[str]:
+    """The programs !sim.run starts (the shell's completer offers them)."""
+    from kdsim.simulate import Simulator
+    return Simulator.programs()
+
+
 HELP = {
     "spawn": "CreateProcess: a new address space and EPROCESS on PsActiveProcessHead, the "
              "image and its DLLs mapped (each DLL ends in .dll), PEB, TEB, stack and "
