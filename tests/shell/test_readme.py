@@ -41,3 +41,17 @@ def test_readme_sim_example_is_what_kdsim_prints():
     for line in lines:
         runner.run(line, echo=True)
     assert "".join(out) == block
+
+
+def test_readme_breakpoint_example_is_what_kdsim_prints():
+    import kdsim
+    from kdsim.shell.runner import Runner
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("```\n0: kd> !sim.run pagefault")
+    block = text[start + 4:text.index("```", start + 4)]
+    lines = [line[len("0: kd> "):] for line in block.splitlines() if line.startswith("0: kd> ")]
+    out = []
+    runner = Runner(kdsim.boot().debugger, out.append)
+    for line in lines:
+        runner.run(line, echo=True)
+    assert "".join(out) == block
