@@ -29,11 +29,13 @@ def test_readme_first_screen_has_the_install_commands():
     assert 'pip install -e ".[test]" && pytest' in first
 
 
-def test_readme_sim_example_is_what_kdsim_prints():
+def _replay_readme_block(first_line: str) -> None:
+    """The README's transcript block that starts with ``first_line`` is what kdsim's
+    default machine prints for the commands in it."""
     import kdsim
     from kdsim.shell.runner import Runner
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index("```\n0: kd> !sim.spawn test.exe")
+    start = text.index("```\n" + first_line)
     block = text[start + 4:text.index("```", start + 4)]
     lines = [line[len("0: kd> "):] for line in block.splitlines() if line.startswith("0: kd> ")]
     out = []
@@ -41,17 +43,11 @@ def test_readme_sim_example_is_what_kdsim_prints():
     for line in lines:
         runner.run(line, echo=True)
     assert "".join(out) == block
+
+
+def test_readme_sim_example_is_what_kdsim_prints():
+    _replay_readme_block("0: kd> !sim.spawn test.exe")
 
 
 def test_readme_breakpoint_example_is_what_kdsim_prints():
-    import kdsim
-    from kdsim.shell.runner import Runner
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index("```\n0: kd> !sim.run pagefault")
-    block = text[start + 4:text.index("```", start + 4)]
-    lines = [line[len("0: kd> "):] for line in block.splitlines() if line.startswith("0: kd> ")]
-    out = []
-    runner = Runner(kdsim.boot().debugger, out.append)
-    for line in lines:
-        runner.run(line, echo=True)
-    assert "".join(out) == block
+    _replay_readme_block("0: kd> !sim.run pagefault")
