@@ -8,6 +8,7 @@ from ..expr import ExprError
 from ..fmt import MASK64, pointer
 from ..registry import REGISTRY
 from ..session import CommandError
+from ..target import ProcessContext
 
 
 def process_list(session) -> list[int]:
@@ -62,6 +63,8 @@ def dot_process(session, args: str, offset: int) -> str:
     session.implicit_process, session.context_cr3 = ep, dtb
     out = [f"Implicit process is now {pointer(ep, t.pointer_size)}"]
     if "/p" in switches or "/i" in switches:
+        # forcedecodeuser: reads of user addresses decode transition PTEs (target.py)
+        session.context_cr3 = ProcessContext(dtb)
         out.append(".cache forcedecodeuser done")
         if "/i" in switches:
             out.append("kdsim: .process /i switches the context at once, as /p does")
