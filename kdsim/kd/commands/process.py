@@ -43,7 +43,10 @@ def current_process(session) -> int:
 
 @REGISTRY.command(".process", syntax=".process [/p [/r]] [/i] [Process]",
                   summary="set the implicit process (the address space user addresses use)",
-                  help="/i behaves as /p in kdsim: the context switches at once.")
+                  help="/p also decodes transition PTEs at user addresses (.cache "
+                       "forcedecodeuser): d*, poi() and dt read a trimmed page's bytes from "
+                       "the frame its PTE names.  /i behaves as /p in kdsim: the context "
+                       "switches at once.")
 def dot_process(session, args: str, offset: int) -> str:
     t = session.target
     words = args.split()
