@@ -8,6 +8,9 @@ WinDbg's precedence; comparisons giving 1 or 0.  All arithmetic is on 64-bit uns
 values; on a 32-bit target a 32-bit number with its top bit set is sign-extended, as
 WinDbg does for addresses.
 
+``@@c++( )`` or ``@@( )`` evaluates a C++ expression inside a MASM one (cppexpr.py; its
+value arrives as a ULONG64), ``@@masm( )`` a MASM one.
+
 The evaluator stops at the end of the longest expression, so a command can read what
 follows (``dd 80000000 L4``).  Errors are values with the position they refer to; the
 session words them the way WinDbg does.

@@ -28,9 +28,9 @@ def test_sizeof_mmpfn_is_size_t_of_the_target(machines, target, printed):
     for form in ("nt!_MMPFN", "_MMPFN", " nt!_MMPFN "):
         assert d.execute(f"?? sizeof({form})") == printed
     # ... and it is the stride of the PFN database: !pfn's "at address" of page 1 minus
-    # MmPfnDatabase (the layout is the independent oracle here).
-    ts = machines[target].nt.ts
-    assert int(printed.split()[-1], 16) == ts.sizeof("_MMPFN")
+    # that of page 0, and the layout the memory manager writes through.
+    at = [int(d.execute(f"!pfn {n}").split()[4], 16) for n in (0, 1)]
+    assert int(printed.split()[-1], 16) == at[1] - at[0] == machines[target].nt.ts.sizeof("_MMPFN")
 
 
 def test_sizeof_of_basic_types_pointers_and_expressions(x64, x86):

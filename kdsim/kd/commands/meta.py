@@ -108,7 +108,7 @@ def evaluate(session, args: str, offset: int) -> str:
 
 @REGISTRY.command("??", syntax="?? Expression", summary="evaluate a C++ expression",
                   help="Prints the C++ type and the value: ?? sizeof(nt!_MMPFN) gives "
-                       "unsigned int 0x18 on x86, unsigned int64 0x30 on x64.  kdsim's C++ "
+                       "unsigned int 0x18 on x86 (0x1c with PAE), unsigned int64 0x30 on x64.  kdsim's C++ "
                        "evaluator has integers only: C literals (decimal by default, 0x "
                        "hex, U/L/I64 suffixes), the C operators with ?:, casts to integer "
                        "types, sizeof(Type) and sizeof(expression), #FIELD_OFFSET(Type, "
