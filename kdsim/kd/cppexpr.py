@@ -169,7 +169,10 @@ class CppEvaluator:
         self._skip()
         if self.i >= len(text):
             raise ExprError("syntax", self.i)
-        return self._conditional(), self.i
+        try:
+            return self._conditional(), self.i
+        except RecursionError:     # hundreds of nested parentheses: kdsim's limit
+            raise ExprError("syntax", self.i) from None
 
     # -- grammar ------------------------------------------------------------------------
 

@@ -81,7 +81,10 @@ class Evaluator:
         self._skip()
         if self.i >= len(text):
             raise ExprError("syntax", self.i)
-        value = self._binary(0)
+        try:
+            value = self._binary(0)
+        except RecursionError:     # thousands of nested parentheses or signs: kdsim's limit
+            raise ExprError("syntax", self.i) from None
         return value & MASK, self.i
 
     def nested(self, text: str, start: int) -> tuple[int, int]:

@@ -122,3 +122,11 @@ def test_errors(x64):
     assert x64.execute("?? @$proc").startswith("kdsim: @$proc is a typed pointer (EPROCESS*)")
     assert x64.execute("? @@(@@masm(@$proc)) == @$proc") == \
         "Evaluate expression: 1 = 00000000`00000001\n"
+
+
+def test_absurd_nesting_is_a_syntax_error_not_a_crash(x64):
+    for line in ("?? " + "(" * 400 + "1" + ")" * 400, "? " + "(" * 400 + "1" + ")" * 400,
+                 "? " + "-" * 3000 + "1", "? " + "@@(" * 200 + "1" + ")" * 200):
+        out = x64.execute(line)
+        assert out.endswith(f"^ Syntax error in '{line}'\n"), out[:80]
+    assert x64.execute("?? " + "(" * 20 + "1" + ")" * 20) == "int 0n1\n"
