@@ -8,6 +8,9 @@ WinDbg's precedence; comparisons giving 1 or 0.  All arithmetic is on 64-bit uns
 values; on a 32-bit target a 32-bit number with its top bit set is sign-extended, as
 WinDbg does for addresses.
 
+``@@c++( )`` or ``@@( )`` evaluates a C++ expression inside a MASM one (cppexpr.py; its
+value arrives as a ULONG64), ``@@masm( )`` a MASM one.
+
 The evaluator stops at the end of the longest expression, so a command can read what
 follows (``dd 80000000 L4``).  Errors are values with the position they refer to; the
 session words them the way WinDbg does.
@@ -39,6 +42,7 @@ class ExprError(Exception):
 _WORD = re.compile(r"[A-Za-z0-9_`!$@.?:]+")
 _FIELD_OFFSET = re.compile(r"#FIELD_OFFSET\s*\(\s*([A-Za-z0-9_!]+)\s*,\s*([A-Za-z0-9_.]+)\s*\)",
                            re.IGNORECASE)
+_SWITCH = re.compile(r"@@(masm|c\+\+)?\(", re.IGNORECASE)
 _STRING_OP = re.compile(r"\$(spat|scmp|sicmp)\s*\(", re.IGNORECASE)
 _BINARY = [  # lowest precedence first (§16)
     ("or", "|"), ("xor", "^"), ("and", "&"),
@@ -55,11 +59,13 @@ class Evaluator:
                  read: Callable[[int, int], Optional[int]],
                  register: Callable[[str], Optional[int]] = lambda name: None,
                  radix: int = 16,
-                 field_offset: Callable[[str, str], Optional[int]] = lambda t, f: None):
+                 field_offset: Callable[[str, str], Optional[int]] = lambda t, f: None,
+                 type_size: Callable[[str], Optional[int]] = lambda t: None):
         self.ptr = ptr_size
         self.symbol, self.read, self.register = symbol, read, register
         self.radix = radix
         self.field_offset = field_offset        # (type, field) -> offset, from the symbols
+        self.type_size = type_size              # type name -> size (C++ sizeof)
 
     # -- entry points -------------------------------------------------------------------
 
@@ -75,8 +81,22 @@ class Evaluator:
         self._skip()
         if self.i >= len(text):
             raise ExprError("syntax", self.i)
-        value = self._binary(0)
+        try:
+            value = self._binary(0)
+        except RecursionError:     # thousands of nested parentheses or signs: kdsim's limit
+            raise ExprError("syntax", self.i) from None
         return value & MASK, self.i
+
+    def nested(self, text: str, start: int) -> tuple[int, int]:
+        """A MASM expression inside a C++ one (``@@masm( )``), parsed by a fresh
+        evaluator so that this one's position is kept."""
+        return Evaluator(self.ptr, self.symbol, self.read, self.register, self.radix,
+                         self.field_offset, self.type_size).parse(text, start)
+
+    def cpp(self):
+        """A C++ evaluator with this one's registers and types (``@@c++( )``, ``??``)."""
+        from .cppexpr import CppEvaluator
+        return CppEvaluator(self)
 
     # -- grammar ------------------------------------------------------------------------
 
@@ -163,6 +183,19 @@ class Evaluator:
         if c == "(":
             self.i += 1
             v = self._binary(0)
+            self._skip()
+            if self.i >= len(t) or t[self.i] != ")":
+                raise ExprError("syntax", self.i)
+            self.i += 1
+            return v
+        sw = _SWITCH.match(t, self.i)
+        if sw:                    # @@c++( ) / @@( ): a C++ sub-expression, as a ULONG64
+            if (sw.group(1) or "c++").lower() == "masm":
+                self.i = sw.end()
+                v = self._binary(0)
+            else:
+                value, self.i = self.cpp().parse(t, sw.end())
+                v = value.as_ulong64()
             self._skip()
             if self.i >= len(t) or t[self.i] != ")":
                 raise ExprError("syntax", self.i)

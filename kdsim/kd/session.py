@@ -103,7 +103,16 @@ class Debugger:
     def evaluator(self) -> Evaluator:
         t = self.target
         return Evaluator(t.pointer_size, self.resolve, self._read_int, self._register,
-                         self.radix, self._field_offset)
+                         self.radix, self._field_offset, self._type_size)
+
+    def _type_size(self, type_name: str) -> int | None:
+        """sizeof(Type) in C++ expressions: a structure, union or enum of the target's
+        symbols, ``nt!`` optional, named as dt names it (``_MMPFN``, not ``MMPFN``)."""
+        from kdsim.nt.typemodel import TypeLookupError
+        try:
+            return self.target.types.sizeof(type_name)
+        except TypeLookupError:
+            return None
 
     def _field_offset(self, type_name: str, path: str) -> int | None:
         """#FIELD_OFFSET(Type, Field) from the target's types (``nt!`` optional)."""

@@ -40,6 +40,18 @@ class Read:
         return len(self.readable) if i < 0 else i
 
 
+class ProcessContext(int):
+    """The directory base of the implicit process after ``.process /p``: an int, so every
+    read that takes ``cr3=`` takes it, which also asks the target to decode transition
+    PTEs at user addresses itself.  MSD ".process": /p "translates all transition page
+    table entries (PTEs) for this process to physical addresses before access" -- the
+    ``.cache forcedecodeuser`` setting: a page trimmed to the standby or modified list
+    still holds its bytes in the frame its transition PTE names.  Only transition PTEs:
+    a prototype or paging-file PTE has no frame to read."""
+
+    decode_user = True
+
+
 class Target(ABC):
     """The debugger's view of one machine."""
 
@@ -129,6 +141,7 @@ class LiveTarget(Target):
         self._functions = {"nt": {f.name: (rvas[f.name], f.args, f.frame)
                                   for f in ntimage.functions_of(self._profile.name)}}
         self._booted = booted
+        self._codec = None            # the build's PTE decoder, made on first need
 
     @property
     def pointer_size(self) -> int:
@@ -182,7 +195,8 @@ class LiveTarget(Target):
     def translate(self, va: int, cr3: int | None = None) -> Translation:
         return self._m.translate(va, cr3=cr3 if cr3 is not None else self._m.cr3)
 
-    def _span(self, va: int, limit: int, cr3: int) -> tuple[int | None, int]:
+    def _span(self, va: int, limit: int, cr3: int,
+              decode: bool = False) -> tuple[int | None, int]:
         """``(pa, length)``: where the bytes from ``va`` to the end of its page (a large
         page counts whole), at most ``limit`` of them, are in RAM -- or ``(None,
         length)`` if they cannot be read.  A directory base the MMU cannot use (a
@@ -195,33 +209,53 @@ class LiveTarget(Target):
         size = t.page_size if t is not None and t.ok else PAGE
         length = min(limit, size - (va & (size - 1)))
         if t is None or not t.ok:
-            return None, length
+            frame = self._transition_frame(va, t) if decode else None
+            if frame is None:
+                return None, length
+            pa = frame * PAGE + (va & (PAGE - 1))
+            return (pa if self._m.is_physical(pa, length) else None), length
         if not self._m.is_physical(t.pa, length):
             length = min(length, PAGE - (va & (PAGE - 1)))
             return (t.pa if self._m.is_physical(t.pa, length) else None), length
         return t.pa, length
 
+    def _transition_frame(self, va: int, t: Translation | None) -> int | None:
+        """The page frame a user address's transition PTE names, read from the PTE the
+        failed walk ended on (its bytes in guest memory) -- or None."""
+        if t is None or t.ok or t.fault_level != 1 or not t.levels \
+                or va > self._profile.address_space.highest_user_address:
+            return None
+        if self._codec is None:
+            from kdsim.nt.pte import PteCodec       # a build's PTE format: pure data
+            self._codec = PteCodec(self._profile)
+        value = t.levels[-1][1]
+        if value > self._codec.value_mask:
+            return None
+        d = self._codec.decode(value)
+        return d.pfn if d.kind == "transition" else None
+
     def read_virtual(self, va: int, n: int, cr3: int | None = None) -> Read:
+        decode = getattr(cr3, "decode_user", False)         # .process /p (ProcessContext)
         cr3 = self._m.cr3 if cr3 is None else cr3           # once, not once a page
         if n > 8 * PAGE and va + n <= 1 << 64:
             try:
-                return self._read_many_pages(va, n, cr3)
+                return self._read_many_pages(va, n, cr3, decode)
             except KdArgumentError:            # a directory base the MMU cannot use
                 return Read(bytes(n), bytes(n))
-        return self._read_by_page(va, n, cr3)
+        return self._read_by_page(va, n, cr3, decode)
 
-    def _read_by_page(self, va: int, n: int, cr3: int) -> Read:
+    def _read_by_page(self, va: int, n: int, cr3: int, decode: bool = False) -> Read:
         out, ok = bytearray(n), bytearray(n)
         done = 0
         while done < n:
-            pa, chunk = self._span((va + done) & 0xFFFFFFFFFFFFFFFF, n - done, cr3)
+            pa, chunk = self._span((va + done) & 0xFFFFFFFFFFFFFFFF, n - done, cr3, decode)
             if pa is not None:
                 out[done:done + chunk] = self._m.read_physical(pa, chunk)
                 ok[done:done + chunk] = b"\1" * chunk
             done += chunk
         return Read(bytes(out), bytes(ok))
 
-    def _read_many_pages(self, va: int, n: int, cr3: int) -> Read:
+    def _read_many_pages(self, va: int, n: int, cr3: int, decode: bool = False) -> Read:
         """A long read: every page probed in one batch call under ``cr3``, then one
         physical read per run of physically contiguous pages."""
         first = va & ~(PAGE - 1)
@@ -233,17 +267,21 @@ class LiveTarget(Target):
         follows[1:] = good[1:] & good[:-1] & (pas[1:] == pas[:-1] + np.uint64(PAGE))
         starts = np.flatnonzero(~follows).tolist() + [len(pages)]
         out, ok = bytearray(n), bytearray(n)
+        user_end = self._profile.address_space.highest_user_address
         for a, b in zip(starts, starts[1:]):
-            if not good[a]:
-                continue
             lo = max(va, first + a * PAGE)               # the run's bytes within the read
             hi = min(va + n, first + b * PAGE)
+            if not good[a]:
+                if decode and lo <= user_end:            # transition PTEs, page by page
+                    part = self._read_by_page(lo, hi - lo, cr3, decode)
+                    out[lo - va:hi - va], ok[lo - va:hi - va] = part.data, part.readable
+                continue
             pa = int(pas[a]) + (lo - (first + a * PAGE))
             if self._m.is_physical(pa, hi - lo):
                 out[lo - va:hi - va] = self._m.read_physical(pa, hi - lo)
                 ok[lo - va:hi - va] = b"\1" * (hi - lo)
             else:                                         # a run crossing a hole: by page
-                part = self._read_by_page(lo, hi - lo, cr3)
+                part = self._read_by_page(lo, hi - lo, cr3, decode)
                 out[lo - va:hi - va], ok[lo - va:hi - va] = part.data, part.readable
         return Read(bytes(out), bytes(ok))
 

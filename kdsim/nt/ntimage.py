@@ -77,7 +77,7 @@ LIST_HEADS = ("MmZeroedPageListHead", "MmFreePageListHead", "MmStandbyPageListHe
 MODULES = (("ntoskrnl.exe", "nt", NT_IMAGE_SIZE), ("hal.dll", "hal", HAL_IMAGE_SIZE))
 # Link timestamps written in their loader entries (kdsim choices, fixed for every run).
 TIMESTAMPS = {"nt": 0x4CE7951A, "hal": 0x4CE7C669}
-ENTRY_RVA = {"nt": 0x1B0000, "hal": 0x1000}      # kdsim choices
+ENTRY_RVA = {"nt": 0x1B0000, "hal": 0x1000}      # kdsim choices (nt's: KiSystemStartup)
 
 
 # -- functions ------------------------------------------------------------------------------
@@ -97,6 +97,7 @@ class Function(NamedTuple):
                           # None: an assembler routine without a decorated name
     frame: int = 0x58     # x64: bytes the routine's prologue takes off rsp (its unwind data)
     targets: tuple[str, ...] = ()   # empty: every target
+    rva: int | None = None          # a fixed place (else the next FUNCTION_SPACING slot)
 
 
 FUNCTIONS = (
@@ -125,6 +126,8 @@ FUNCTIONS = (
     Function("NtUnmapViewOfSection", 8, 0x58),
     # Where the processor stops when the debugger breaks in (Ctrl+Break, an idle machine).
     Function("RtlpBreakWithStatusInstruction", None, 0x0),
+    # nt's entry point (the loader entry's EntryPoint, ENTRY_RVA below).
+    Function("KiSystemStartup", 4, 0x28, rva=0x1B0000),
 )
 
 FUNCTION_RVA = {4: 0x10000, 8: 0x10000}
@@ -155,7 +158,7 @@ def functions_of(profile_name: str) -> tuple[Function, ...]:
 
 def function_rvas(profile_name: str, ptr: int) -> dict[str, int]:
     """Each routine's offset from nt's base on this target."""
-    return {f.name: FUNCTION_RVA[ptr] + i * FUNCTION_SPACING
+    return {f.name: f.rva if f.rva is not None else FUNCTION_RVA[ptr] + i * FUNCTION_SPACING
             for i, f in enumerate(functions_of(profile_name))}
 
 

@@ -5,9 +5,9 @@ from kdsim.kd.registry import REGISTRY
 
 
 def test_hh_prints_a_commands_syntax_summary_and_help(x64):
-    assert x64.debugger.execute(".hh dd") == "dd [Range]\n    display memory as double words\n"
+    assert x64.debugger.execute(".hh dd") == "dd [/c Width] [Range]\n    display memory as double words\n"
     assert x64.debugger.execute(".hh d") == (
-        "d [Range]\n"
+        "d [/c Width] [Range]\n"
         "    display memory in the format of the last d* command\n"
         "\n"
         "    db when no display command has run yet.  The physical !d* extensions do\n"
@@ -49,7 +49,7 @@ def test_help_lists_every_command_once_in_windbgs_groups(x64):
     assert plain == sorted(plain, key=lambda s: (s[0].isalpha(), s.lower()))
     out = x64.debugger.execute(".help")
     assert out.splitlines() == [f"{s:<32}  {summary}" for s, summary in table]
-    assert "d [Range]                         display memory in the format of the last " \
+    assert "d [/c Width] [Range]              display memory in the format of the last " \
            "d* command" in out.splitlines()
     assert x64.debugger.execute(".hh") == out
     assert x64.debugger.execute("?") == out

@@ -77,6 +77,24 @@ def _physical_options(args: str) -> str:
         i = m.end()
 
 
+# "/c Width" before the range: the number of cells a line (MSD-d "Options").  The width is
+# an expression in the current radix, as the range is (kdsim's reading: "/c 1" and
+# "/c 20" look the same in any radix in the transcripts that use it).
+_COLUMNS = re.compile(r"[ \t]*(/c)(?=[ \t0-9(@$])", re.IGNORECASE)
+
+
+def _columns(session, args: str) -> tuple[str, int | None]:
+    """``args`` with a leading ``/c Width`` blanked out (positions stay the same) and the
+    width, or None without the option.  A width of 0 is a syntax error."""
+    m = _COLUMNS.match(args)
+    if not m:
+        return args, None
+    width, end = session.evaluator().parse(args, m.end(1))
+    if width == 0 or width > RANGE_LIMIT:
+        raise ExprError("syntax", end - 1)
+    return " " * end + args[end:], width
+
+
 def _physical_address(session, value: int) -> int:
     """A physical address typed on a 32-bit target: the evaluator sign-extends 32-bit
     numbers as addresses (80000000 -> ffffffff`80000000), which a physical address is not."""
@@ -117,6 +135,9 @@ def display(session, name: str, args: str, offset: int, physical: bool = False,
     if unit == "ptr":
         unit = t.pointer_size
         per_line = 16 // unit
+    if not physical:         # the !d* extensions take no options but their own (MSD-physd)
+        args, columns = _columns(session, args)
+        per_line = columns or per_line
     typed = typed or ("!" if physical else "") + name
     start, count, key, mask = _range(session, typed, args, offset, unit,
                                      DEFAULT_BYTES // unit, physical)
@@ -154,10 +175,12 @@ def _cell_lines(t, name, data, start, count, unit, per_line, ascii_col, physical
             else:
                 cells.append("????????`????????" if unit == 8 else "?" * (2 * unit))
         if name == "db":
-            hexpart = " ".join(cells[:8])
-            if len(cells) > 8:
-                hexpart += "-" + " ".join(cells[8:])
-            width = 16 * 3 - 1
+            # The hyphen after every eighth byte that has another after it on the line:
+            # after the 8th of the default 16; with "/c N" after the 8th, 16th ... (kdsim's
+            # choice; the transcripts show only /c 1, where there is none).
+            hexpart = "".join(c + ("-" if k % 8 == 7 else " ")
+                              for k, c in enumerate(cells[:-1])) + cells[-1]
+            width = per_line * 3 - 1
         else:
             hexpart = " ".join(cells)
             width = per_line * (2 * unit + (1 if unit == 8 else 0) + 1) - 1
@@ -182,7 +205,7 @@ def _register(name: str, unit_text: str) -> None:
 
     def physical(session, args, offset, _name=name):
         return display(session, _name, args, offset, physical=True)
-    REGISTRY.add(Command((name,), f"{name} [Range]", f"display memory as {unit_text}", handler))
+    REGISTRY.add(Command((name,), f"{name} [/c Width] [Range]", f"display memory as {unit_text}", handler))
     REGISTRY.add(Command(("!" + name,), f"!{name} [PhysicalAddress] [L Count]",
                          f"display physical memory as {unit_text}", physical))
 
@@ -279,47 +302,58 @@ def display_symbols(session, name: str, args: str, offset: int,
     address inside a loaded module (windbg-formats.md §2.5).  128 bytes by default."""
     t = session.target
     unit = t.pointer_size if SYMBOL_FORMATS[name] == "ptr" else SYMBOL_FORMATS[name]
+    args, columns = _columns(session, args)
+    per_line = columns or 1
     start, count, key, mask = _range(session, typed or name, args, offset, unit,
                                      DEFAULT_BYTES // unit, False)
     session.last_display = name
     spans = [(base, base + size) for base, size in session.modules().values()]
-    for first in range(0, count, CHUNK_LINES):
-        n = min(CHUNK_LINES, count - first)
+    step = CHUNK_LINES * per_line
+    for first in range(0, count, step):
+        n = min(step, count - first)
         at = (start + first * unit) & mask
         data = t.read_virtual(at, n * unit, cr3=session.context_cr3)
-        yield _symbol_lines(session, data, at, n, unit, spans)
+        yield _symbol_lines(session, data, at, n, unit, spans, per_line)
     session.next_display[key] = (start + count * unit) & mask
 
 
-def _symbol_lines(session, data, start: int, count: int, unit: int, spans) -> str:
+def _symbol_lines(session, data, start: int, count: int, unit: int, spans,
+                  per_line: int = 1) -> str:
+    """One value a line with its symbol; with "/c N" N values a line, each followed by
+    its symbol when it has one (kdsim's choice: MSD-dds advises one column, and no
+    transcript shows more)."""
     t = session.target
     lines = []
-    for k in range(count):
-        lo = k * unit
-        addr = pointer(start + lo, t.pointer_size)
-        if not all(data.readable[lo:lo + unit]):
-            cell = "????????`????????" if unit == 8 else "????????"
-            lines.append(f"{addr}  {cell}\n")
-            continue
-        value = int.from_bytes(data.data[lo:lo + unit], "little")
-        cell = hex64(value) if unit == 8 else f"{value:08x}"
-        target = value
-        if t.pointer_size == 4 and unit == 8:
-            # A 32-bit target's addresses are sign-extended: a quad word names one only
-            # when it is the sign extension of its low half.
-            low = value & 0xFFFFFFFF
-            extended = low | 0xFFFFFFFF00000000 if low & 0x80000000 else low
-            target = low if value == extended else None
-        symbol = None
-        if target is not None and any(b <= target < e for b, e in spans):
-            symbol = symbolize(session, target)
-        lines.append(f"{addr}  {cell} {symbol}\n" if symbol else f"{addr}  {cell}\n")
+    for first in range(0, count, per_line):
+        cells = [_symbol_cell(session, data, k * unit, unit, spans)
+                 for k in range(first, min(count, first + per_line))]
+        lines.append(f"{pointer(start + first * unit, t.pointer_size)}  {' '.join(cells)}\n")
     return "".join(lines)
+
+
+def _symbol_cell(session, data, lo: int, unit: int, spans) -> str:
+    """The value at ``data[lo:]`` and its symbol, if it is an address inside a module."""
+    t = session.target
+    if not all(data.readable[lo:lo + unit]):
+        return "????????`????????" if unit == 8 else "????????"
+    value = int.from_bytes(data.data[lo:lo + unit], "little")
+    cell = hex64(value) if unit == 8 else f"{value:08x}"
+    target = value
+    if t.pointer_size == 4 and unit == 8:
+        # A 32-bit target's addresses are sign-extended: a quad word names one only
+        # when it is the sign extension of its low half.
+        low = value & 0xFFFFFFFF
+        extended = low | 0xFFFFFFFF00000000 if low & 0x80000000 else low
+        target = low if value == extended else None
+    symbol = None
+    if target is not None and any(b <= target < e for b, e in spans):
+        symbol = symbolize(session, target)
+    return f"{cell} {symbol}" if symbol else cell
 
 
 for _name, _what in (("dds", "double words"), ("dqs", "quad words"),
                      ("dps", "pointer-sized values")):
-    REGISTRY.add(Command((_name,), f"{_name} [Range]", f"display {_what} and their symbols",
+    REGISTRY.add(Command((_name,), f"{_name} [/c Width] [Range]", f"display {_what} and their symbols",
                          lambda s, a, o, _n=_name: display_symbols(s, _n, a, o)))
 
 
@@ -333,7 +367,7 @@ def _displayer(name: str):
     return lambda s, a, o, typed: display_string(s, name, a, o, typed=typed)
 
 
-@REGISTRY.command("d", syntax="d [Range]",
+@REGISTRY.command("d", syntax="d [/c Width] [Range]",
                   summary="display memory in the format of the last d* command",
                   help="db when no display command has run yet.  The physical !d* "
                        "extensions do not count.")

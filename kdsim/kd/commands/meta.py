@@ -106,6 +106,19 @@ def evaluate(session, args: str, offset: int) -> str:
     return evaluate_line(_expression(session, args), session.target.pointer_size) + "\n"
 
 
+@REGISTRY.command("??", syntax="?? Expression", summary="evaluate a C++ expression",
+                  help="Prints the C++ type and the value: ?? sizeof(nt!_MMPFN) gives "
+                       "unsigned int 0x18 on x86 (0x1c with PAE), unsigned int64 0x30 on x64.  kdsim's C++ "
+                       "evaluator has integers only: C literals (decimal by default, 0x "
+                       "hex, U/L/I64 suffixes), the C operators with ?:, casts to integer "
+                       "types, sizeof(Type) and sizeof(expression), #FIELD_OFFSET(Type, "
+                       "Field), @registers, @$t0-@$t19 and @@masm(...) / @@(...) for a MASM "
+                       "part; no symbols, pointers, structures or floating point.  "
+                       "@@c++(...) or @@(...) puts a C++ expression inside a MASM one.")
+def evaluate_cpp(session, args: str, offset: int) -> str:
+    return session.evaluator().cpp().evaluate(args).display() + "\n"
+
+
 _DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

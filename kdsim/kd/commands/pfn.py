@@ -8,11 +8,13 @@ is that knowledge; ``!memusage`` reads the database through it too, in big chunk
 Layout choices (the reference has verbatim samples of Active pages only):
 
 * win7-x64 prints the x64 layout of the RF2 sample (``used entry count``, the cache
-  attribute, ``Priority``); the three x86 targets print the x86 layout of the Win7 PAE
-  sample (era 2, the dbgeng 6.x generation that also debugged Server 2003), so wrk-x86
-  looks like win7-x86.  What differs per build is where the fields are: the WRK keeps
-  PageColor in u3.e1 and Priority in u4, Win7 the other way round, and the debugger
-  finds each by name in the target's layout.
+  attribute, ``Priority``); the Windows 7 x86 targets print the x86 layout of the Win7
+  PAE sample (era 2).  wrk-x86 (Server 2003, before Vista) prints lines 3-5 as the
+  x86 sample of the debugger documentation does (MSD-pfn, the same in workshops.md D-5):
+  ``reference count`` followed by ``color`` only, no cache attribute and no priority --
+  although the WRK's _MMPFN has u4.Priority, no pre-Vista transcript prints it.  The
+  build is told by its profile's major version (< 6), the fields by name in the
+  target's layout (the WRK keeps PageColor in u3.e1, Win7 in u4).
 * The location word is the MMLISTS name the reference gives (``Zeroed``, ``Free``,
   ``Standby``, ``Modified``, ``ModNoWrt``, ``Bad``, ``Active``, ``Transition``) in a
   10-column field, as the samples' ``Active     M`` spacing implies.
@@ -118,21 +120,34 @@ class PfnDatabase:
                 "flags": [(letter, name) for letter, name, fld in self.f_flags if get(fld)]}
 
 
-def format_entry(pfn: int, address: int, e: dict, ptr: int) -> str:
+def format_entry(pfn: int, address: int, e: dict, ptr: int, before_vista: bool = False) -> str:
     digits = 2 * ptr
     letters = "".join(letter for letter, _ in e["flags"])
     names = " ".join(name for _, name in e["flags"])
     cache = CACHE[e["cache"]]
+    head = (f"    PFN {pfn:08X} at address {address:0{digits}X}\n"
+            f"    flink       {e['flink']:08X}  blink / share count {e['blink']:08X}"
+            f"  pteaddress {e['pte']:0{digits}X}\n")
+    if before_vista:
+        # The pre-Vista debugger's lines (windbg-formats.md §7.3, the MSD-pfn x86 sample
+        # and workshops.md D-5): no cache attribute and no priority on line 3, the
+        # containing page right-justified in 14 columns after "page", the location in 9, each flag
+        # letter as "  M" padded to 8, and the names padded to 18 -- or a line holding one
+        # blank when there are none, as the sample prints it.
+        flags = "".join(f"  {letter:<6}" for letter, _ in e["flags"])
+        return head + "\n".join((
+            f"    reference count {e['reference']:04X}{'':33}color {e['color']:X}",
+            f"    restore pte {e['orig']:08X}  containing page{format(e['frame'], '06X'):>14}"
+            f"  {LOCATIONS[e['location']]:<9}{flags}",
+            f"    {names:<18}" if names else " ",
+        )) + "\n"
     if ptr == 8:
         counts = (f"    reference count {e['reference']:04X}    used entry count  {e['used']:04X}"
                   f"      {cache:<10}color {e['color']:X}   Priority {e['priority']}")
     else:
         counts = (f"    reference count {e['reference']:04X}   {cache:<10} color {e['color']:X}"
                   f"   Priority {e['priority']}")
-    return "\n".join((
-        f"    PFN {pfn:08X} at address {address:0{digits}X}",
-        f"    flink       {e['flink']:08X}  blink / share count {e['blink']:08X}"
-        f"  pteaddress {e['pte']:0{digits}X}",
+    return head + "\n".join((
         counts,
         f"    restore pte {e['orig']:08X}  containing page {e['frame']:06X}"
         f"  {LOCATIONS[e['location']]:<10} {letters:<{LETTERS_WIDTH}}",
@@ -161,4 +176,5 @@ def pfn(session, args: str, offset: int) -> str:
     if not r.complete:
         return (f"    PFN {number:08X} at address {address:0{2 * db.ptr}X}\n"
                 f"Memory read error {pointer(address, db.ptr)}\n")
-    return format_entry(number, address, db.decode(r.data), db.ptr)
+    return format_entry(number, address, db.decode(r.data), db.ptr,
+                        db.target.profile.version.major < 6)

@@ -8,6 +8,7 @@ from ..expr import ExprError
 from ..fmt import MASK64, pointer
 from ..registry import REGISTRY
 from ..session import CommandError
+from ..target import ProcessContext
 
 
 def process_list(session) -> list[int]:
@@ -42,9 +43,11 @@ def current_process(session) -> int:
 
 @REGISTRY.command(".process", syntax=".process [/p [/r]] [/i] [Process]",
                   summary="set the implicit process (the address space user addresses use)",
-                  help="/i (invasive) asks the target to switch: after the next g the "
-                       "debugger breaks in with that process's address space loaded "
-                       "(CR3).")
+                  help="/p also decodes transition PTEs at user addresses (.cache "
+                       "forcedecodeuser): d*, poi() and dt read a trimmed page's bytes from "
+                       "the frame its PTE names.  /i (invasive) asks the target to switch: "
+                       "after the next g the debugger breaks in with that process's address "
+                       "space loaded (CR3).")
 def dot_process(session, args: str, offset: int) -> str:
     t = session.target
     words = args.split()
@@ -70,6 +73,8 @@ def dot_process(session, args: str, offset: int) -> str:
     session.implicit_process, session.context_cr3 = ep, dtb
     out = [f"Implicit process is now {pointer(ep, t.pointer_size)}"]
     if "/p" in switches:
+        # forcedecodeuser: reads of user addresses decode transition PTEs (target.py)
+        session.context_cr3 = ProcessContext(dtb)
         out.append(".cache forcedecodeuser done")
     else:
         out.append("WARNING: .cache forcedecodeuser is not enabled")

@@ -20,9 +20,11 @@ kept by today's documentation; the same columns with 16-digit addresses in Micro
   show: its sections have no FILE_OBJECT (ControlArea.FilePointer is NULL) and the
   layouts have no ``_FILE_OBJECT``; the column then stays empty.  Rows without a
   description end after the protection word (as MSD-vad prints them).
-* Footer ``Total VADs: %5d  average level: %4d  maximum depth: %d``.  The average is
-  inferred from MSD-vad (levels 1,2,0,2,1 print 2): the mean of the levels counted from 1,
-  rounded down.  An empty tree prints the header and zeros (kdsim's choice).
+* Footer ``Total VADs: %5d  average level: %4d  maximum depth: %d``, over the rows
+  listed.  The average is inferred from MSD-vad (levels 1,2,0,2,1 print 2): the mean of
+  the levels rounded up -- which also keeps it at most the maximum depth, so one row at
+  level 3 (``!vad <user address>``) prints average 3, maximum depth 3.  An empty tree
+  prints the header and zeros (kdsim's choice).
 
 Arguments (kdsim's reading of MSD-vad and the paged-out-PEB page, which runs
 ``!vad 7f78e9e000F 1``):
@@ -330,7 +332,7 @@ def table(session, rows: list[tuple[Vad, int]], error: int | None = None) -> str
         out.append(f"Unable to read VAD at {plain_pointer(error, session.target.pointer_size)}")
         return "\n".join(out) + "\n"
     n = len(rows)
-    average = sum(lvl + 1 for _, lvl in rows) // n if n else 0
+    average = -(-sum(lvl for _, lvl in rows) // n) if n else 0      # the mean, rounded up
     depth = max((lvl for _, lvl in rows), default=0)
     out += ["", f"Total VADs: {n:5d}  average level: {average:4d}  maximum depth: {depth}"]
     return "\n".join(out) + "\n"
