@@ -111,8 +111,6 @@ class NtSystem:
             "MmPagedPoolEnd": a.paged_pool_end,                # the last byte (WRK MiBuildPagedPool)
             "MmSystemCacheStart": a.system_cache_start,
             "MmSystemCacheEnd": a.system_cache_end,
-            "MmSystemPtesStart": a.system_pte_start,
-            "MmSystemPtesEnd": a.system_pte_end,
             "MmSessionBase": a.session_space_start,
             "MmSubsectionBase": pool_np.start,
             "MmPfnDatabase": a.pfn_database,
@@ -266,6 +264,7 @@ class NtSystem:
         kt = self.kernel_tables
         epa = kt.set(va, pfn * PAGE | P | RW | A | D | G | WRITE | self.nx)
         self.pfn.make_active(pfn, self.profile.pte_address(va), epa // PAGE, DEMAND_ZERO_RW)
+        self.sysva.mapped(va)
         self.update_counters()
         return pfn * PAGE
 
