@@ -157,9 +157,9 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
     system.highest_pfn = highest_pfn
     system.nonpaged_start = nonpaged_start
     system.write_kernel_variables()
+    system.create_system_process()
     system_va(system, kt, aspace.kseg0_base + image_lo, aspace.kseg0_base + image_hi,
               pfn_pages)
-    system.create_system_process()
 
     # -- one _MMPFN per page: active ones from the tables, the rest zeroed ----------------
     active = derive_active_pages(system)
@@ -189,8 +189,19 @@ def system_va(system: NtSystem, kt: Tables, image_lo: int, image_hi: int,
     profile, a = system.profile, system.profile.address_space
     first, count = pool_range(profile)
     span = 1 << kt.levels[-2][0]                  # the VA one page table maps
+    # The pool's page tables come from the top of RAM downwards (kdsim choice), so the
+    # pages the boot and the first processes take stay where they were before the pool.
+    run_start, run_len = system.runs[-1]
+    top = [run_start + run_len]
+
+    def from_top(level: int, va: int, parent: int) -> int:
+        top[0] -= PAGE
+        return top[0]
+
+    boot_alloc, kt.alloc = kt.alloc, from_top
     for va in range(first, first + count * PAGE, span):
         kt.leaf(va, create=True)
+    kt.alloc = boot_alloc
     sva = system.sysva = SystemVa(system)
     sva.assign(profile.self_map.pte_base, profile.pte_top, PROCESS_SPACE)
     sva.assign(a.hyper_space_start, a.hyper_space_end, PROCESS_SPACE)
