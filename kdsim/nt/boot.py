@@ -212,6 +212,8 @@ def system_va(system: NtSystem, kt: Tables, image_lo: int, image_hi: int,
                        (system.paged_pool, PAGED_POOL)):
         if pool.next_page > pool.start:
             sva.assign(pool.start, pool.next_page - 1, kind)
+    system.set_var("MmPagedPoolCommit", (system.paged_pool.next_page -
+                                         system.paged_pool.start) // PAGE)
     sva.assign(a.hal_reserved_start, (1 << 8 * profile.pointer_size) - 1, HAL)
 
 

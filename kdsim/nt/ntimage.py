@@ -73,6 +73,7 @@ VARIABLES = (
     Variable("MmFirstFreeSystemPte", "_MMPTE", 2),
     Variable("MmTotalFreeSystemPtes", "ulong", 2),
     Variable("MmTotalSystemPtes", "ulong"),
+    Variable("MmPagedPoolCommit", "ptr"),        # paged pool pages in use (WRK, KDBG)
     # Vista+ 32-bit dynamic system VA: a byte per PDE-sized region from
     # MmSystemRangeStart (4 MB x86, 2 MB PAE) and counts per MI_SYSTEM_VA_TYPE (13 on
     # Windows 7).  None on x64 (fixed regions) nor on the WRK (fixed layout).
