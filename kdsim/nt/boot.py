@@ -164,6 +164,8 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
     system.nonpaged_start = nonpaged_start
     system.write_kernel_variables()
     system.create_system_process()
+    system_va(system, kt, aspace.kseg0_base + image_lo, aspace.kseg0_base + image_hi,
+              pfn_pages)
 
     # -- one _MMPFN per page: active ones from the tables, the rest zeroed ----------------
     active = derive_active_pages(system)
@@ -184,6 +186,43 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
     return system
 
 
+def system_va(system: NtSystem, kt: Tables, image_lo: int, image_hi: int,
+              pfn_pages: int) -> None:
+    """The system PTE pool (its page tables, the free chain) and, on Windows 7 32-bit,
+    MiSystemVaType for what the boot has placed (kdsim/nt/sysva.py)."""
+    from .sysva import (BOOT_LOADED, HAL, NONPAGED_POOL, PAGED_POOL, PFN_DATABASE,
+                        PROCESS_SPACE, SystemVa, pool_range)
+    profile, a = system.profile, system.profile.address_space
+    first, count = pool_range(profile)
+    span = 1 << kt.levels[-2][0]                  # the VA one page table maps
+    # The pool's page tables come from the top of RAM downwards (kdsim choice), so the
+    # pages the boot and the first processes take stay where they were before the pool.
+    run_start, run_len = system.runs[-1]
+    top = [run_start + run_len]
+
+    def from_top(level: int, va: int, parent: int) -> int:
+        top[0] -= PAGE
+        return top[0]
+
+    boot_alloc, kt.alloc = kt.alloc, from_top
+    for va in range(first, first + count * PAGE, span):
+        kt.leaf(va, create=True)
+    kt.alloc = boot_alloc
+    sva = system.sysva = SystemVa(system)
+    sva.assign(profile.self_map.pte_base, profile.pte_top, PROCESS_SPACE)
+    sva.assign(a.hyper_space_start, a.hyper_space_end, PROCESS_SPACE)
+    sva.assign(image_lo, image_hi - 1, BOOT_LOADED)
+    sva.assign(a.pfn_database, a.pfn_database + pfn_pages * PAGE - 1, PFN_DATABASE)
+    sva.init_pool()
+    for pool, kind in ((system.nonpaged_pool, NONPAGED_POOL),
+                       (system.paged_pool, PAGED_POOL)):
+        if pool.next_page > pool.start:
+            sva.assign(pool.start, pool.next_page - 1, kind)
+    system.set_var("MmPagedPoolCommit", (system.paged_pool.next_page -
+                                         system.paged_pool.start) // PAGE)
+    sva.assign(a.hal_reserved_start, (1 << 8 * profile.pointer_size) - 1, HAL)
+
+
 def place_variables(profile, ts) -> dict[str, int]:
     """The address of every kernel variable (ntimage.VARIABLES, laid out in order)."""
     ptr = profile.pointer_size
@@ -192,7 +231,7 @@ def place_variables(profile, ts) -> dict[str, int]:
     for v in ntimage.VARIABLES:
         if v.targets and profile.name not in v.targets:
             continue
-        size = {"ptr": ptr, "ulong": 4, "list": 2 * ptr}.get(v.kind)
+        size = {"ptr": ptr, "ulong": 4, "uchar": 1, "list": 2 * ptr}.get(v.kind)
         if size is None:
             size = ts.sizeof(v.kind)
         align = min(size, 8) if v.kind in ("ptr", "ulong") else ptr

@@ -209,6 +209,8 @@ def check(machine, profile, symbols: dict[str, int]) -> list[str]:
 
     check_paging_files(machine, profile, symbols, r, ts, e, loc, page_tables, proto_ranges, bad)
     check_back_links(machine, profile, r, e, loc, lay, highest, bad)
+    from .sysva_check import check_system_va
+    check_system_va(r, ts, profile, symbols, system_tables, bad)
 
     # -- every RAM page is either mapped (active) or on exactly one list -----------------
     active_unmapped = np.flatnonzero(in_ram & (loc == ACTIVE) & ~mapped)

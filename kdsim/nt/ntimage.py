@@ -18,7 +18,7 @@ DATA_RVA = {4: 0x130000, 8: 0x200000}    # nt's .data section (kdsim choice)
 
 class Variable(NamedTuple):
     name: str
-    kind: str      # "ptr" (pointer-sized), "ulong", "list" (LIST_ENTRY), or a type name
+    kind: str      # "ptr" (pointer-sized), "ulong", "uchar", "list" (LIST_ENTRY), or a type name
     count: int = 1
     targets: tuple[str, ...] = ()   # empty: every target
 
@@ -67,6 +67,20 @@ VARIABLES = (
     Variable("MmPagingFile", "ptr", 16),
     Variable("KeNumberProcessors", "ulong"),
     Variable("NtBuildNumber", "ulong"),
+    # The system PTE pool (kdsim/nt/sysva.py; WRK sysptes.c: arrays of
+    # MaximumPtePoolTypes = 2, SystemPteSpace and NonPagedPoolExpansion).
+    Variable("MmSystemPteBase", "ptr"),
+    Variable("MmFirstFreeSystemPte", "_MMPTE", 2),
+    Variable("MmTotalFreeSystemPtes", "ulong", 2),
+    Variable("MmTotalSystemPtes", "ulong"),
+    Variable("MmPagedPoolCommit", "ptr"),        # paged pool pages in use (WRK, KDBG)
+    # Vista+ 32-bit dynamic system VA: a byte per PDE-sized region from
+    # MmSystemRangeStart (4 MB x86, 2 MB PAE) and counts per MI_SYSTEM_VA_TYPE (13 on
+    # Windows 7).  None on x64 (fixed regions) nor on the WRK (fixed layout).
+    Variable("MiSystemVaType", "uchar", 0x200, targets=("win7-x86",)),
+    Variable("MiSystemVaType", "uchar", 0x400, targets=("win7-x86pae",)),
+    Variable("MiSystemVaTypeCount", "ulong", 13, targets=("win7-x86", "win7-x86pae")),
+    Variable("MiSystemVaTypeCountPeak", "ulong", 13, targets=("win7-x86", "win7-x86pae")),
 )
 
 # The list heads in MMLISTS order (PageLocation values 0..5).

@@ -113,8 +113,6 @@ class NtSystem:
             "MmPagedPoolEnd": a.paged_pool_end,                # the last byte (WRK MiBuildPagedPool)
             "MmSystemCacheStart": a.system_cache_start,
             "MmSystemCacheEnd": a.system_cache_end,
-            "MmSystemPtesStart": a.system_pte_start,
-            "MmSystemPtesEnd": a.system_pte_end,
             "MmSessionBase": a.session_space_start,
             "MmSubsectionBase": pool_np.start,
             "MmPfnDatabase": a.pfn_database,
@@ -122,7 +120,7 @@ class NtSystem:
             "MmHighestPhysicalPage": self.highest_pfn,
             "MmNumberOfPhysicalPages": self.ram_pages(),
             "MmSizeOfPagedPoolInBytes": a.paged_pool_end + 1 - a.paged_pool_start,
-            "MmMaximumNonPagedPoolInBytes": a.nonpaged_pool_end + 1 - pool_np.start,
+            "MmMaximumNonPagedPoolInBytes": self.nonpaged_pool_maximum(),
             "MmNumberOfPagingFiles": 0,
             "KeNumberProcessors": PROCESSORS,
             "NtBuildNumber": NT_BUILD_FREE | self.profile.version.build,
@@ -137,6 +135,18 @@ class NtSystem:
         self.write_kdbg()
         self.write_shared_user_data()
         self.write_loaded_modules()
+
+    def nonpaged_pool_maximum(self) -> int:
+        """MmMaximumNonPagedPoolInBytes.  WRK: the pool's range, MmNonPagedPoolStart is
+        computed back from MM_NONPAGED_POOL_END by this size.  Windows 7: 75% of RAM, at
+        most 2 GB (32-bit) or 128 GB (x64) -- Windows Internals 6th ed.'s pool-limits
+        table [I: not in the reference]; kdsim's smaller fixed pool range does not
+        bound it (on Windows 7 the pool's VA is dynamic)."""
+        a = self.profile.address_space
+        if self.profile.version.major < 6:
+            return a.nonpaged_pool_end + 1 - self.nonpaged_pool.start
+        cap = (128 << 30) if self.ptr == 8 else (2 << 30)
+        return min(self.ram_pages() * PAGE * 3 // 4, cap)
 
     def write_physical_memory_block(self) -> None:
         ts = self.ts
@@ -271,6 +281,11 @@ class NtSystem:
         kt = self.kernel_tables
         epa = kt.set(va, pfn * PAGE | P | RW | A | D | G | WRITE | self.nx)
         self.pfn.make_active(pfn, self.profile.pte_address(va), epa // PAGE, DEMAND_ZERO_RW)
+        self.sysva.mapped(va)
+        pool = self.paged_pool
+        if pool.start <= va <= pool.end:         # the paged pool grows a page at a time
+            used = max(va + PAGE, pool.next_page) - pool.start
+            self.set_var("MmPagedPoolCommit", used // PAGE)
         self.update_counters()
         return pfn * PAGE
 

@@ -150,6 +150,44 @@ def test_kernel_addresses_on_x64(x64):
         'VA Type:                PageTables')
 
 
+def test_kernel_system_ptes_and_hal_on_x64(x64):
+    """The system PTE range is the pool MmSystemPtesStart/End bound (PTE addresses)."""
+    d = x64.debugger
+    assert d.execute("!address fffff88000001000") == lines(
+        'Usage:                  <unknown>',
+        'Base Address:           fffff880`00000000',
+        'End Address:            fffff880`10000000',
+        'Region Size:            00000000`10000000',
+        'VA Type:                SystemPtes')
+    assert d.execute("!address ffffffffffd00000").splitlines()[-1] == \
+        'VA Type:                Hal'
+
+
+def test_kseg0_around_nt_and_hal_on_wrk_x86(wrk):
+    """nt and hal split KSEG0's unused stretch: below nt, and from hal's end on."""
+    d = wrk.debugger
+    assert d.execute("!address 80700000") == lines(
+        'Usage:                  <unknown>',
+        'Base Address:           80000000',
+        'End Address:            80800000',
+        'Region Size:            00800000',
+        'VA Type:                Unused')
+    assert d.execute("!address 80c50000") == lines(
+        'Usage:                  <unknown>',
+        'Base Address:           80c47000',
+        'End Address:            81000000',
+        'Region Size:            003b9000',
+        'VA Type:                Unused')
+    assert d.execute("!address hal").splitlines()[0] == 'Usage:                  Module'
+    assert d.execute("!address ffdf0000") == lines(
+        'Usage:                  <unknown>',
+        'Base Address:           ffc00000',
+        'End Address:            00000000',
+        'Region Size:            00400000',
+        'VA Type:                Hal')
+    assert d.execute("!address eb001000").splitlines()[-1] == 'VA Type:                SystemPtes'
+
+
 def test_summary_on_x64(x64):
     d = on(x64, x64.nt.scenario["processes"]["explorer"])
     assert d.execute("!address -summary") == lines(

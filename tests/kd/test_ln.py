@@ -29,8 +29,8 @@ def test_ln_inside_a_symbol_has_no_exact_matches(x64, x86):
 
 
 def test_ln_after_the_last_symbol_prints_only_the_left_half(x64):
-    assert x64.debugger.execute("ln nt!NtBuildNumber+2") == \
-        "(fffff800`02c1f5ac)   nt!NtBuildNumber+0x2\n"
+    assert x64.debugger.execute("ln nt!MmPagedPoolCommit+2") == \
+        "(fffff800`02c1f5d8)   nt!MmPagedPoolCommit+0x2\n"
 
 
 def test_ln_before_the_first_symbol_names_the_module(x64, x86):

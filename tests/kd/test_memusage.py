@@ -16,24 +16,24 @@ HEAD = ("loading PFN database\n"
 
 EXPECTED = {
     "win7-x64": HEAD + (
-        "             Zeroed:    62287 (  249148 kb)\n"
+        "             Zeroed:    62158 (  248632 kb)\n"
         "               Free:       53 (     212 kb)\n"
         "            Standby:        2 (       8 kb)\n"
         "           Modified:        1 (       4 kb)\n"
         "    ModifiedNoWrite:        0 (       0 kb)\n"
-        "       Active/Valid:     3079 (   12316 kb)\n"
+        "       Active/Valid:     3208 (   12832 kb)\n"
         "         Transition:        0 (       0 kb)\n"
         "         SLIST/Temp:        0 (       0 kb)\n"
         "                Bad:        0 (       0 kb)\n"
         "            Unknown:        0 (       0 kb)\n"
         "              TOTAL:    65422 (  261688 kb)\n"),
     "win7-x86": HEAD + (
-        "             Zeroed:    62813 (  251252 kb)\n"
+        "             Zeroed:    62781 (  251124 kb)\n"
         "               Free:       41 (     164 kb)\n"
         "            Standby:        2 (       8 kb)\n"
         "           Modified:        1 (       4 kb)\n"
         "    ModifiedNoWrite:        0 (       0 kb)\n"
-        "       Active/Valid:     2565 (   10260 kb)\n"
+        "       Active/Valid:     2597 (   10388 kb)\n"
         "         Transition:        0 (       0 kb)\n"
         "         SLIST/Temp:        0 (       0 kb)\n"
         "                Bad:        0 (       0 kb)\n"

@@ -33,41 +33,41 @@ def _user_page(m):
 # (role, pfn, text): role says which page it is, checked against the memory manager below.
 EXPECTED = {
     "win7-x64": [
-        ("page table", 0x149,
-         "    PFN 00000149 at address FFFFFA8000003DB0\n"
+        ("page table", 0x148,
+         "    PFN 00000148 at address FFFFFA8000003D80\n"
          "    flink       00000000  blink / share count 00000009  pteaddress FFFFF6FB40000008\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000135  Active             \n"
+         "    restore pte 00000080  containing page 000134  Active             \n"
          "                            \n"),
-        ("user page", 0x148,
-         "    PFN 00000148 at address FFFFFA8000003D80\n"
+        ("user page", 0x147,
+         "    PFN 00000147 at address FFFFFA8000003D50\n"
          "    flink       0000000A  blink / share count 00000001  pteaddress FFFFF68000001080\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000149  Active     M       \n"
+         "    restore pte 00000080  containing page 000148  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x194,
-         "    PFN 00000194 at address FFFFFA8000004BC0\n"
-         "    flink       00000195  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
+        (P.ZEROED, 0x193,
+         "    PFN 00000193 at address FFFFFA8000004B90\n"
+         "    flink       00000194  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
-        (P.FREE, 0x146,
-         "    PFN 00000146 at address FFFFFA8000003D20\n"
-         "    flink       00000151  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
+        (P.FREE, 0x145,
+         "    PFN 00000145 at address FFFFFA8000003CF0\n"
+         "    flink       00000150  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000004  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x159,
-         "    PFN 00000159 at address FFFFFA80000040B0\n"
-         "    flink       00000178  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001080\n"
+        (P.STANDBY, 0x158,
+         "    PFN 00000158 at address FFFFFA8000004080\n"
+         "    flink       00000177  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001080\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000020  containing page 00015A  Standby            \n"
+         "    restore pte 00000020  containing page 000159  Standby            \n"
          "                            \n"),
-        (P.MODIFIED, 0x157,
-         "    PFN 00000157 at address FFFFFA8000004050\n"
+        (P.MODIFIED, 0x156,
+         "    PFN 00000156 at address FFFFFA8000004020\n"
          "    flink       FFFFFFFFFFFFFFFF  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000156  Modified   M       \n"
+         "    restore pte 00000080  containing page 000155  Modified   M       \n"
          "    Modified                \n"),
     ],
     "win7-x86": [
@@ -83,7 +83,7 @@ EXPECTED = {
          "    reference count 0001   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000067  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x10D,
+        (P.ZEROED, 0x10d,
          "    PFN 0000010D at address 84001938\n"
          "    flink       0000010E  blink / share count FFFFFFFF  pteaddress 00000000\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
@@ -101,7 +101,7 @@ EXPECTED = {
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000020  containing page 00005C  Standby            \n"
          "                            \n"),
-        (P.MODIFIED, 0x7F,
+        (P.MODIFIED, 0x7f,
          "    PFN 0000007F at address 84000BE8\n"
          "    flink       FFFFFFFF  blink / share count FFFFFFFF  pteaddress C0000844\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
@@ -156,7 +156,7 @@ def test_the_expected_pages_are_what_the_memory_manager_says(machines, target):
 
 def test_x64_sample_of_the_reference_spacing(machines):
     """The x64 Active+Modified lines have the reference's exact spacing (RF2)."""
-    out = machines["win7-x64"].debugger.execute("!pfn 148").splitlines()
+    out = machines["win7-x64"].debugger.execute("!pfn 147").splitlines()
     assert out[2].startswith("    reference count 0001    used entry count  0000      Cached    color 0")
     assert out[3].endswith("  Active     M       ")
     assert out[4] == "    Modified                "

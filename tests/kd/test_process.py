@@ -81,7 +81,7 @@ def test_process_0_1_on_win7_x64():
         "**** NT ACTIVE PROCESS DUMP ****\n"
         + _x64_block("fffffa8003000290", "0004", "0000", "03200000", "System",
                      "0000000000000000", 0, 0, 0, 0, 0, 0) + "\n"
-        + _x64_block("fffffa8003000860", "0100", "0004", "00008000", "calc.exe",
+        + _x64_block("fffffa8003000860", "0100", "0004", "00007000", "calc.exe",
                      "fffffa8003000d40", 9, 7, 7, 2, 6, 9) + "\n")
 
 
@@ -94,7 +94,7 @@ def test_process_address_7_on_win7_x64(win7):
     notepad = win7.nt.scenario["processes"]["notepad"]
     assert notepad.ep == 0xfffffa800300a440
     assert win7.debugger.execute("!process fffffa800300a440 7") == _x64_block(
-        "fffffa800300a440", "02b8", "0278", "0012d000", "notepad.exe", "fffffa800300ae60",
+        "fffffa800300a440", "02b8", "0278", "0012c000", "notepad.exe", "fffffa800300ae60",
         13, 17, 22, 2, 21, 25) + "\nNo active threads\n"
 
 

@@ -19,13 +19,14 @@ EXPECTED = {
     "win7-x64": {
         0: ("                                           VA 0000000000210000\n"
             "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF68000001080\n"
-            "contains 0000000000140867  contains 0000000000143867  contains 0000000000157867  contains 8000000000156867\n"
-            "pfn 140       ---DA--UWEV  pfn 143       ---DA--UWEV  pfn 157       ---DA--UWEV  pfn 156       ---DA--UW-V\n"),
+            "contains 000000000013F867  contains 0000000000142867  contains 0000000000156867  contains 8000000000155867\n"
+            "pfn 13f       ---DA--UWEV  pfn 142       ---DA--UWEV  pfn 156       ---DA--UWEV  pfn 155       ---DA--UW-V\n"),
         0x8000: ("                                           VA 0000000000218000\n"
-                 "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF680000010C0\n"
-                 "contains 0000000000140867  contains 0000000000143867  contains 0000000000157867  contains 0000000000000080\n"
-                 "pfn 140       ---DA--UWEV  pfn 143       ---DA--UWEV  pfn 157       ---DA--UWEV  not valid\n"
-                 + " " * 82 + "DemandZero\n" + " " * 82 + "Protect: 4 - ReadWrite\n"),
+            "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF680000010C0\n"
+            "contains 000000000013F867  contains 0000000000142867  contains 0000000000156867  contains 0000000000000080\n"
+            "pfn 13f       ---DA--UWEV  pfn 142       ---DA--UWEV  pfn 156       ---DA--UWEV  not valid\n"
+            "                                                                                  DemandZero\n"
+            "                                                                                  Protect: 4 - ReadWrite\n"),
     },
     "win7-x86pae": {
         0x2000: ("                    VA 00212000\n"

@@ -6,7 +6,8 @@ import pytest
 import kdsim
 from kdsim.nt.pfn import AVAILABLE_LISTS, MODIFIED, MODIFIED_NO_WRITE
 
-ZERO_LINES = """\
+# kdsim models no system commit category but the paged pool's (MmPagedPoolCommit).
+SYSTEM_COMMIT_LINES = """\
 Processor Commit:               0 (          0 Kb)
 Session Commit:                 0 (          0 Kb)
 Shared Commit:                  0 (          0 Kb)
@@ -17,7 +18,7 @@ ContigMem Pages:                0 (          0 Kb)
 Partition Pages:                0 (          0 Kb)
 Pages For AWE:                  0 (          0 Kb)
 NonPagedPool Commit:            0 (          0 Kb)
-PagedPool Commit:               0 (          0 Kb)
+PagedPool Commit:               1 (          4 Kb)
 Driver Commit:                  0 (          0 Kb)
 Boot Commit:                    0 (          0 Kb)
 PFN Array Commit:               0 (          0 Kb)
@@ -27,7 +28,7 @@ SkPagesInUnchargedSlabs:        0 (          0 Kb)
 System PageTables:              0 (          0 Kb)
 ProcessLockedFilePages:         0 (          0 Kb)
 Pagefile Hash Pages:            0 (          0 Kb)
-Sum System Commit:              0 (          0 Kb)
+Sum System Commit:              1 (          4 Kb)
 """
 
 VM_X64 = """\
@@ -36,21 +37,21 @@ Page File: \\??\\C:\\pagefile.sys
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62342 (     249368 Kb)
-ResAvail Pages:             62342 (     249368 Kb)
+Available Pages:            62213 (     248852 Kb)
+ResAvail Pages:             62213 (     248852 Kb)
 Locked IO Pages:                0 (          0 Kb)
-Free System PTEs:               0 (          0 Kb)
+Free System PTEs:           65536 (     262144 Kb)
 Modified Pages:                 1 (          4 Kb)
 Modified PF Pages:              1 (          4 Kb)
 Modified No Write Pages:        0 (          0 Kb)
 NonPagedPool Usage:            13 (         52 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)
-NonPagedPool Max:       134205440 (  536821760 Kb)
+NonPagedPool Max:           49066 (     196264 Kb)
 PagedPool Usage:                1 (          4 Kb)
 PagedPool Maximum:       33554432 (  134217728 Kb)
-""" + ZERO_LINES + """\
+""" + SYSTEM_COMMIT_LINES + """\
 Total Private:                159 (        636 Kb)
-Committed pages:             2989 (      11956 Kb)
+Committed pages:             3119 (      12476 Kb)
 Commit limit:              130844 (     523376 Kb)
 
   Pid ImageName                        Commit   SharedCommit        Debt
@@ -74,21 +75,21 @@ Page File: \\??\\C:\\pagefile.sys
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62856 (     251424 Kb)
-ResAvail Pages:             62856 (     251424 Kb)
+Available Pages:            62824 (     251296 Kb)
+ResAvail Pages:             62824 (     251296 Kb)
 Locked IO Pages:                0 (          0 Kb)
-Free System PTEs:               0 (          0 Kb)
+Free System PTEs:           32768 (     131072 Kb)
 Modified Pages:                 1 (          4 Kb)
 Modified PF Pages:              1 (          4 Kb)
 Modified No Write Pages:        0 (          0 Kb)
 NonPagedPool Usage:             7 (         28 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)
-NonPagedPool Max:           12288 (      49152 Kb)
+NonPagedPool Max:           49066 (     196264 Kb)
 PagedPool Usage:                1 (          4 Kb)
 PagedPool Maximum:          28672 (     114688 Kb)
-""" + ZERO_LINES + """\
+""" + SYSTEM_COMMIT_LINES + """\
 Total Private:                149 (        596 Kb)
-Committed pages:             2588 (      10352 Kb)
+Committed pages:             2620 (      10480 Kb)
 Commit limit:              130844 (     523376 Kb)
 """
 
@@ -197,11 +198,12 @@ def test_vm_warns_when_process_commit_exceeds_the_committed_total():
     offset = nt.ts.offset_of("_EPROCESS", "CommitCharge")
     d.execute(f"eq {nt.system_process + offset:x} {committed + 5:x}")
     out = d.execute("!vm 1").splitlines()
-    i = out.index("Committed pages:             2830 (      11320 Kb)")
-    assert out[i - 3] == "Total Private:               2835 (      11340 Kb)"
+    i = out.index("Committed pages:             2960 (      11840 Kb)")
+    assert out[i - 3] == "Total Private:               2965 (      11860 Kb)"
     assert out[i - 2] == ""
+    # 5 pages of process commit too many, plus the page of paged pool commit
     assert out[i - 1] == ("********** Sum of individual system commit + Process commit exceeds "
-                          "overall commit by 20 Kb ? ********")
+                          "overall commit by 24 Kb ? ********")
 
 
 def test_vm_unreadable_paging_file():
@@ -225,3 +227,106 @@ def test_vm_unnamed_paging_file():
 ])
 def test_vm_bad_arguments(x64, line, expected):
     assert x64.debugger.execute(line) == expected
+
+
+# -- system PTEs, pool limits and flag 0x20 ---------------------------------------------------
+
+def test_vm_free_system_ptes_is_the_free_chains_total(m86):
+    """Free System PTEs is MmTotalFreeSystemPtes[0]: what !sysptes 1 sums from the chain."""
+    nt = m86.nt
+    va = nt.sysva.reserve(7)
+    try:
+        vm = counts(m86.debugger.execute("!vm 1"))
+        summary = m86.debugger.execute("!sysptes 1").splitlines()[-1]
+        assert vm["Free System PTEs"] == 32768 - 7
+        assert f"total free: {32768 - 7} " in summary
+    finally:
+        nt.sysva.release(va, 7)
+
+
+def test_vm_nonpaged_pool_max_is_three_quarters_of_ram_on_windows_7(m64, m86):
+    for m in (m64, m86):
+        vm = counts(m.debugger.execute("!vm 1"))
+        assert vm["NonPagedPool Max"] == vm["Physical Memory"] * 3 // 4
+
+
+def test_vm_nonpaged_pool_max_is_the_pool_range_on_the_wrk():
+    b = kdsim.boot("wrk-x86", ram="256m", scenario="none")
+    vm = counts(b.debugger.execute("!vm 1"))
+    start = b.debugger.execute("dd MmNonPagedPoolStart L1").split()[1]
+    assert vm["NonPagedPool Max"] == (0xFFBE0000 - int(start, 16)) // 0x1000
+
+
+def test_vm_paged_pool_commit_follows_the_pools_pages():
+    b = kdsim.boot("win7-x86", ram="256m", scenario="none")
+    before = counts(b.debugger.execute("!vm 1"))["PagedPool Commit"]
+    b.nt.paged_pool.alloc(0x2000, "Test")     # 8 KB and a pool header: three new pages
+    after = counts(b.debugger.execute("!vm 1"))
+    assert after["PagedPool Commit"] == before + 3 == after["PagedPool Usage"]
+
+
+VA_USAGE_PAE = """Kernel VA usage (MiSystemVaType: 0x400 regions of 2048 Kb from 80000000)
+
+MiVaUnused:                         0 (          0 Kb)  Peak:     0
+MiVaSessionSpace:                   0 (          0 Kb)  Peak:     0
+MiVaProcessSpace:                   6 (      12288 Kb)  Peak:     6
+MiVaBootLoaded:                     3 (       6144 Kb)  Peak:     3
+MiVaPfnDatabase:                    1 (       2048 Kb)  Peak:     1
+MiVaNonPagedPool:                   1 (       2048 Kb)  Peak:     1
+MiVaPagedPool:                      1 (       2048 Kb)  Peak:     1
+MiVaSpecialPool:                    0 (          0 Kb)  Peak:     0
+MiVaSystemCache:                    0 (          0 Kb)  Peak:     0
+MiVaSystemPtes:                    64 (     131072 Kb)  Peak:    64
+MiVaHal:                            2 (       4096 Kb)  Peak:     2
+MiVaSessionGlobalSpace:             0 (          0 Kb)  Peak:     0
+MiVaDriverImages:                   0 (          0 Kb)  Peak:     0
+
+Base     End      VA type
+80000000 829fffff MiVaUnused
+82a00000 82ffffff MiVaBootLoaded
+83000000 83ffffff MiVaUnused
+84000000 841fffff MiVaPfnDatabase
+84200000 85ffffff MiVaUnused
+86000000 861fffff MiVaNonPagedPool
+86200000 88ffffff MiVaUnused
+89000000 891fffff MiVaPagedPool
+89200000 8fffffff MiVaUnused
+90000000 97ffffff MiVaSystemPtes
+98000000 bfffffff MiVaUnused
+c0000000 c0bfffff MiVaProcessSpace
+c0c00000 ffbfffff MiVaUnused
+ffc00000 ffffffff MiVaHal
+"""
+
+
+@pytest.fixture(scope="module")
+def pae():
+    return kdsim.boot("win7-x86pae", ram="256m", scenario="none")
+
+
+def test_vm_20_adds_kernel_va_usage_on_windows_7_32_bit(pae):
+    out = pae.debugger.execute("!vm 21")
+    assert out == pae.debugger.execute("!vm 1") + "\n" + VA_USAGE_PAE
+    assert pae.debugger.execute("!vm 20").endswith("\n\n" + VA_USAGE_PAE)
+
+
+def test_vm_20_counts_and_map_are_the_guests_bytes(pae):
+    """The counts agree with a histogram of db nt!MiSystemVaType, and every region the
+    memory manager's map gives a type reads so."""
+    d = pae.debugger
+    raw = bytes(int(b, 16) for line in d.execute("db nt!MiSystemVaType L400").splitlines()
+                for b in line[10:59].replace("-", " ").split())
+    assert raw == bytes(pae.nt.sysva.types)
+    words = [int(w, 16) for line in d.execute("dd nt!MiSystemVaTypeCount L d").splitlines()
+             for w in line.split()[1:]]
+    hist = [raw.count(k) for k in range(13)]
+    hist[0] = 0
+    assert words == hist
+
+
+def test_vm_20_is_ignored_without_a_va_type_map(x64):
+    """Windows 7 x64 (fixed regions) and the WRK (fixed layout) have no MiSystemVaType."""
+    assert x64.debugger.execute("x nt!MiSystemVa*") == ""
+    assert x64.debugger.execute("!vm 21") == x64.debugger.execute("!vm 1")
+    wrk = kdsim.boot("wrk-x86", ram="256m", scenario="none")
+    assert wrk.debugger.execute("!vm 21") == wrk.debugger.execute("!vm 1")

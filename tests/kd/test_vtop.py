@@ -11,13 +11,13 @@ def m(request):
 
 
 EXPECTED = {
-    "win7-x64": ("Amd64VtoP: Virt 0000000000210000, pagedir 000000000013b000\n"
-                 "Amd64VtoP: PML4E 000000000013b000\n"
-                 "Amd64VtoP: PDPE 0000000000140000\n"
-                 "Amd64VtoP: PDE 0000000000143008\n"
-                 "Amd64VtoP: PTE 0000000000157080\n"
-                 "Amd64VtoP: Mapped phys 0000000000156000\n"
-                 "Virtual address 210000 translates to physical address 156000.\n"),
+    "win7-x64": ("Amd64VtoP: Virt 0000000000210000, pagedir 000000000013a000\n"
+                 "Amd64VtoP: PML4E 000000000013a000\n"
+                 "Amd64VtoP: PDPE 000000000013f000\n"
+                 "Amd64VtoP: PDE 0000000000142008\n"
+                 "Amd64VtoP: PTE 0000000000156080\n"
+                 "Amd64VtoP: Mapped phys 0000000000155000\n"
+                 "Virtual address 210000 translates to physical address 155000.\n"),
     "win7-x86pae": ("X86VtoP: Virt 0000000000210000, pagedir 0000000003000140\n"
                     "X86VtoP: PAE PDPE 0000000003000140 - 000000000008b001\n"
                     "X86VtoP: PAE PDE 000000000008b008 - 0000000000100867\n"

@@ -20,7 +20,8 @@ def test_x_wildcard_lists_by_address_on_x64(x64):
         "fffff800`02c1f3a8 nt!MmSystemCacheStart = <no type information>\n"
         "fffff800`02c1f3b0 nt!MmSystemCacheEnd = <no type information>\n"
         "fffff800`02c1f3b8 nt!MmSystemPtesStart = <no type information>\n"
-        "fffff800`02c1f3c0 nt!MmSystemPtesEnd = <no type information>\n")
+        "fffff800`02c1f3c0 nt!MmSystemPtesEnd = <no type information>\n"
+        "fffff800`02c1f5b0 nt!MmSystemPteBase = <no type information>\n")
 
 
 def test_x_wildcard_on_x86(x86):
@@ -29,7 +30,8 @@ def test_x_wildcard_on_x86(x86):
         "82b4f374          nt!MmSystemCacheStart = <no type information>\n"
         "82b4f378          nt!MmSystemCacheEnd = <no type information>\n"
         "82b4f37c          nt!MmSystemPtesStart = <no type information>\n"
-        "82b4f380          nt!MmSystemPtesEnd = <no type information>\n")
+        "82b4f380          nt!MmSystemPtesEnd = <no type information>\n"
+        "82b4f47c          nt!MmSystemPteBase = <no type information>\n")
 
 
 def test_x_is_case_insensitive_and_question_mark_is_one_character(x64):
@@ -82,7 +84,8 @@ def test_x_sort_options(x64):
     assert names(d.execute("x /a nt!MmSystem*")) == by_address
     assert names(d.execute("x /A nt!MmSystem*")) == by_address[::-1]
     assert names(d.execute("x /n nt!MmSystem*")) == [
-        "nt!MmSystemCacheEnd", "nt!MmSystemCacheStart", "nt!MmSystemPtesEnd",
+        "nt!MmSystemCacheEnd", "nt!MmSystemCacheStart", "nt!MmSystemPteBase",
+        "nt!MmSystemPtesEnd",
         "nt!MmSystemPtesStart", "nt!MmSystemRangeStart"]
     assert names(d.execute("x /N nt!MmSystem*")) == names(d.execute("x /n nt!MmSystem*"))[::-1]
     assert names(d.execute("x /z nt!MmSystem*")) == by_address     # sizes unknown

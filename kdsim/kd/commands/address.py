@@ -377,9 +377,13 @@ def _kernel_ranges(session) -> list[tuple[int, int, str]]:
     if pfn and top is not None:
         size = -(-(top + 1) * t.types.sizeof("_MMPFN") // PAGE) * PAGE
         out.append((pfn, pfn + size, "PfnDatabase"))
+    first_pte, last_pte = var("MmSystemPtesStart"), var("MmSystemPtesEnd")
+    if first_pte and last_pte and last_pte >= first_pte:
+        # MmSystemPtesStart/End[0] hold the pool's first and last PTE (WRK sysptes.c).
+        out.append((prof.va_mapped_by(first_pte), prof.va_mapped_by(last_pte) + PAGE,
+                    "SystemPtes"))
     for lo, hi, kind in (("MmNonPagedPoolStart", "MmNonPagedPoolEnd", "NonPagedPool"),
                          ("MmPagedPoolStart", "MmPagedPoolEnd", "PagedPool"),
-                         ("MmSystemPtesStart", "MmSystemPtesEnd", "SystemPtes"),
                          ("MmSystemCacheStart", "MmSystemCacheEnd", "SystemCache")):
         start, end = var(lo), var(hi)
         if start and end and end > start:
@@ -388,6 +392,9 @@ def _kernel_ranges(session) -> list[tuple[int, int, str]]:
             out.append((start, end if end % PAGE == 0 else end + 1, kind))
     if a.session_space_start:
         out.append((a.session_space_start, a.session_space_end + 1, "SessionSpace"))
+    # The HAL's last 4 MB (KUSER_SHARED_DATA's kernel VA is there); "Hal" is the VA type
+    # name of Vista+ debuggers (MiVaHal), used for the WRK too.
+    out.append((a.hal_reserved_start, 1 << 8 * ptr, "Hal"))
     return out
 
 
@@ -401,6 +408,8 @@ def _kernel_range(session, va: int) -> tuple[int, int, str]:
                               t.pointer_size) or t.profile.address_space.system_range_start
     bounds = [user_limit(session) + 1, start, 1 << 8 * t.pointer_size]
     bounds += [x for lo_, hi_, _ in ranges for x in (lo_, hi_)]
+    # Loaded modules end an unused stretch too (nt and hal inside the WRK's KSEG0).
+    bounds += [x for _, base, size, _ in _modules(session) for x in (base, base + size)]
     return (max(b for b in bounds if b <= va), min(b for b in bounds if b > va), "Unused")
 
 

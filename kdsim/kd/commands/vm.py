@@ -5,12 +5,22 @@ flags 0 the commit charge of every process.
 Every number is read from the target: kernel variables at their symbol addresses, the
 ``_MMPFNLIST`` heads, ``_MMPAGING_FILE`` structures behind ``MmPagingFile``, the PFN entries
 of the modified list, the kernel page tables over the pool ranges and the process list.
-Counters kdsim does not model (system PTEs, kernel stacks, MDLs, AWE, the per-category
-system commit, ...) print as 0, each marked below.
+Counters kdsim does not model (kernel stacks, MDLs, AWE, most of the per-category system
+commit, ...) print as 0, each marked below.
+
+Flag 0x20 (kernel VA usage, Vista and later) reads nt!MiSystemVaType and the
+MiSystemVaTypeCount / MiSystemVaTypeCountPeak arrays (Windows 7 32-bit).  The reference
+has no sample of its output, so the format is kdsim's: after the usual lines, one
+``Name:  regions (  Kb Kb)  Peak: regions`` line per MI_SYSTEM_VA_TYPE (the counter
+layout of the lines above), then the byte map as runs of regions of one type, low to
+high.  A target without MiSystemVaType (the WRK's fixed layout, Windows 7 x64's fixed
+regions) prints the usual output only, the flag ignored as a debugger does for a kernel
+that lacks what the flag shows.
 """
 from __future__ import annotations
 
 from kdsim.nt.pte import PteCodec
+from kdsim.nt.sysva import VA_TYPES
 
 from ..registry import REGISTRY
 from .ca import parse_args, read_struct, unreadable
@@ -23,7 +33,7 @@ VALUE_END = 33          # the value column ends at col 33; the label takes >= 19
 # Counters kdsim has no model of: printed as 0 (era-3 line set of the reference sample).
 UNMODELED = ("Processor Commit", "Session Commit", "Shared Commit", "Special Pool",
              "Kernel Stacks", "Pages For MDLs", "ContigMem Pages", "Partition Pages",
-             "Pages For AWE", "NonPagedPool Commit", "PagedPool Commit", "Driver Commit",
+             "Pages For AWE", "NonPagedPool Commit", "Driver Commit",
              "Boot Commit", "PFN Array Commit", "SmallNonPagedPtesCommit",
              "SlabAllocatorPages", "SkPagesInUnchargedSlabs", "System PageTables",
              "ProcessLockedFilePages", "Pagefile Hash Pages")
@@ -42,7 +52,7 @@ def count_line(label: str, pages: int) -> str:
 class _Kernel:
     """nt's variables read from memory (pointer-sized unless the symbol is a ULONG)."""
 
-    ULONGS = ("MmNumberOfPhysicalPages", "MmNumberOfPagingFiles")
+    ULONGS = ("MmNumberOfPhysicalPages", "MmNumberOfPagingFiles", "MmTotalFreeSystemPtes")
 
     def __init__(self, session):
         self.s = session
@@ -51,6 +61,9 @@ class _Kernel:
 
     def address(self, name: str) -> int:
         return self.t.kernel_base + self.syms[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.syms
 
     def var(self, name: str) -> int:
         size = 4 if name in self.ULONGS else self.t.pointer_size
@@ -126,9 +139,12 @@ def _mapped_pages(session, dirbase: int, lo: int, hi: int) -> int:
 @REGISTRY.command("!vm", syntax="!vm [Flags]",
                   summary="display virtual memory usage (paging files, page lists, pool, "
                           "commit; per-process commit with flags 0)",
-                  help="Flags 1 omits the per-process list.  Flags 2, 4, 8, 0x10 and 0x20 "
-                       "add nothing in kdsim (no MM threads, sessions, write log or kernel "
-                       "VA accounting to show).")
+                  help="Flags 1 omits the per-process list.  Flags 0x20 adds kernel VA "
+                       "usage on Windows 7 32-bit targets (MiSystemVaTypeCount and Peak per "
+                       "MI_SYSTEM_VA_TYPE, then the MiSystemVaType map as runs; a kdsim "
+                       "format, no sample exists); targets without MiSystemVaType ignore "
+                       "it.  Flags 2, 4, 8 and 0x10 add nothing in kdsim (no MM threads, "
+                       "sessions or write log to show).")
 def vm(session, args: str, offset: int) -> str:
     t = session.target
     flags = (parse_args(session, args, 1) or [0])[0]
@@ -145,7 +161,7 @@ def vm(session, args: str, offset: int) -> str:
         ("Available Pages", k.var("MmAvailablePages")),
         ("ResAvail Pages", k.var("MmResidentAvailablePages")),
         ("Locked IO Pages", 0),                     # not modeled
-        ("Free System PTEs", 0),                    # no system PTE allocator in kdsim
+        ("Free System PTEs", k.var("MmTotalFreeSystemPtes")),   # [0]: SystemPteSpace
         ("Modified Pages", _list_total(session, k, "MmModifiedPageListHead")),
         ("Modified PF Pages", modified_for_paging_file(session, k)),
         ("Modified No Write Pages", _list_total(session, k, "MmModifiedNoWritePageListHead")),
@@ -160,7 +176,11 @@ def vm(session, args: str, offset: int) -> str:
     # kdsim charges commit to processes and to the boot as a whole, not per system
     # category: every category line is 0, so their sum is too.
     counts += [(name, 0) for name in UNMODELED]
-    system_commit = sum(v for name, v in counts if name in UNMODELED)
+    # PagedPool Commit (MmPagedPoolCommit) goes after NonPagedPool Commit, as in the sample.
+    at = [name for name, _ in counts].index("NonPagedPool Commit") + 1
+    counts.insert(at, ("PagedPool Commit", k.var("MmPagedPoolCommit")))
+    system_commit = sum(v for name, v in counts
+                        if name in UNMODELED or name == "PagedPool Commit")
     procs = []
     for ep in process_list(session):
         proc = read_struct(session, "_EPROCESS", ep)
@@ -186,5 +206,45 @@ def vm(session, args: str, offset: int) -> str:
         # kdsim has no per-process shared commit or commit debt: both print 0.
         for pid, name, commit in sorted(procs, key=lambda p: -p[2]):
             lines.append(f"{pid:5x} {name:<16}{commit * 4:>20} Kb{0:>12} Kb{0:>9} Kb")
+    if flags & 0x20 and k.has("MiSystemVaType"):
+        lines += [""] + va_usage(session, k)
     return "\n".join(lines) + "\n"
+
+
+def va_usage(session, k: _Kernel) -> list[str]:
+    """Flag 0x20: the counts per MI_SYSTEM_VA_TYPE and the byte map, from guest memory."""
+    t = session.target
+    ntypes = len(VA_TYPES)
+    start = k.var("MmSystemRangeStart")
+    shift = 22 if t.profile.paging.name == "x86" else 21      # a PDE's span
+    entries = ((1 << 32) - start) >> shift
+    raw = {}
+    for name, size in (("MiSystemVaTypeCount", 4 * ntypes),
+                       ("MiSystemVaTypeCountPeak", 4 * ntypes), ("MiSystemVaType", entries)):
+        r = t.read_virtual(k.address(name), size, cr3=session.context_cr3)
+        if not r.complete:
+            raise unreadable(f"nt!{name}", k.address(name), t.pointer_size)
+        raw[name] = r.data
+    region_kb = (1 << shift) >> 10
+    out = [f"Kernel VA usage (MiSystemVaType: {entries:#x} regions of {region_kb} Kb "
+           f"from {start:08x})", ""]
+    for i, name in enumerate(VA_TYPES):
+        count = int.from_bytes(raw["MiSystemVaTypeCount"][4 * i:4 * i + 4], "little")
+        peak = int.from_bytes(raw["MiSystemVaTypeCountPeak"][4 * i:4 * i + 4], "little")
+        head = name + ":"
+        pad = max(23, len(head) + 1)
+        out.append(f"{head:<{pad}}{count:>{VALUE_END - pad + 4}} "
+                   f"({count * region_kb:>11} Kb)  Peak: {peak:>5}")
+    out += ["", "Base     End      VA type"]
+    types = raw["MiSystemVaType"]
+    i = 0
+    while i < entries:
+        j = i
+        while j + 1 < entries and types[j + 1] == types[i]:
+            j += 1
+        kind = VA_TYPES[types[i]] if types[i] < ntypes else f"{types[i]:#x} (unknown)"
+        last = (start + ((j + 1) << shift) - 1) & 0xFFFFFFFF
+        out.append(f"{start + (i << shift):08x} {last:08x} {kind}")
+        i = j + 1
+    return out
 
