@@ -19,6 +19,7 @@ import hashlib
 import struct
 
 from . import protect as pr
+from .fileobject import create_file_object, fast_ref_count, file_path, free_file_object
 
 PAGE = 0x1000
 IMAGE_SECTOR = 0x200          # image subsections count 512-byte sectors (VOL3 sector_size)
@@ -61,6 +62,8 @@ class Section:
         else:
             self.layout = [("data", pages, protection)]
         self.pages = sum(n for _, n, _ in self.layout)
+        self.image_commitment = sum(n for _, n, prot in self.layout
+                                    if kind == "image" and prot == pr.MM_WRITECOPY)
         sub_size = ts.sizeof("_SUBSECTION")
         self.ca = system.nonpaged_pool.alloc(ts.sizeof("_CONTROL_AREA") +
                                              sub_size * len(self.layout), "MmCa")
@@ -68,14 +71,30 @@ class Section:
         self.pte_size = system.profile.pte_size
         self.segment = system.paged_pool.alloc(ptes_off + self.pages * self.pte_size, "MmSt")
         self.proto = self.segment + ptes_off
-        flags = {"image": "u.Flags.Image", "file": "u.Flags.File", "pagefile": "u.Flags.Commit"}
-        k.write(self.ca, ts.pack("_CONTROL_AREA", {"Segment": self.segment,
-                                                   "NumberOfSectionReferences": 1,
-                                                   flags[kind]: 1}))
+        # An image section is file-backed too: MiCreateImageFileMap sets Image and File.
+        flags = {"image": ("u.Flags.Image", "u.Flags.File"), "file": ("u.Flags.File",),
+                 "pagefile": ("u.Flags.Commit",)}
+        ca_values = {"Segment": self.segment, "NumberOfSectionReferences": 1}
+        ca_values.update((flag, 1) for flag in flags[kind])
+        self.file_object = self.section_pointers = 0
+        self.path = ""
+        if kind != "pagefile":
+            self.path = file_path(system.profile, name)
+            self.file_object, self.section_pointers = create_file_object(system, self.path)
+            # Win7's FilePointer is an _EX_FAST_REF: the count sits in the low bits.
+            ca_values["FilePointer"] = self.file_object | fast_ref_count(ts)
+            which = "ImageSectionObject" if kind == "image" else "DataSectionObject"
+            ts.field("_SECTION_OBJECT_POINTERS", which).write(k, self.section_pointers,
+                                                             self.ca)
+        k.write(self.ca, ts.pack("_CONTROL_AREA", ca_values))
         seg = {"ControlArea": self.ca, "TotalNumberOfPtes": self.pages,
                "SizeOfSegment": self.pages * PAGE, "PrototypePte": self.proto}
         if kind == "pagefile":
             seg["NumberOfCommittedPages"] = self.pages
+        elif kind == "image":
+            # The pages an image view charges as commit: its copy-on-write ones
+            # (MiCreateImageFileMap's ImageCommitment).
+            seg["u1.ImageCommitment"] = self.image_commitment
         k.write(self.segment, ts.pack("_SEGMENT", seg)[:ptes_off])
         self.subsections = []
         first = 0
@@ -100,6 +119,12 @@ class Section:
         k.write(self.proto, bytes(raw))
         self.views = 0
         self.written: dict[int, bytes] = {}      # data-file pages the writer wrote back
+
+    def set_image_base(self, base: int) -> None:
+        """The image's base address: where its views go, and the segment's BasedAddress
+        (the PE header's ImageBase)."""
+        self.base = base
+        self.s.ts.field("_SEGMENT", "BasedAddress").write(self.s.kmem, self.segment, base)
 
     def protection_of(self, index: int) -> int:
         for _, first, n, prot in self.subsections:
@@ -198,4 +223,6 @@ class Section:
         s.sections.pop(self.name.lower(), None)
         s.paged_pool.free(self.segment)
         s.nonpaged_pool.free(self.ca)
+        if self.file_object:
+            free_file_object(s, self.file_object)
         s.update_counters()
