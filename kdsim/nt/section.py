@@ -172,10 +172,16 @@ class Section:
             start = found * PAGE
         prot = protection if protection is not None else (
             MM_EXECUTE_WRITECOPY if self.kind == "image" else pr.MM_READWRITE)
+        # MiMapViewOfImageSection charges the image's copy-on-write pages
+        # (ImageCommitment) to the process when it maps the view, and the VAD keeps them.
+        charge = self.image_commitment
+        if charge and not s.vm._charge(proc, charge):
+            raise MemoryError("the commit limit leaves no room for the image's view")
         node = s.nonpaged_pool.alloc(ts.sizeof("_MMVAD"), "Vad ")
         values = {"StartingVpn": start // PAGE, "EndingVpn": (start + size) // PAGE - 1,
                   "u.VadFlags.VadType": VAD_IMAGE_MAP if self.kind == "image" else 0,
                   "u.VadFlags.Protection": prot, "u.VadFlags.PrivateMemory": 0,
+                  "u.VadFlags.CommitCharge": charge,
                   "FirstPrototypePte": self.proto,
                   "LastContiguousPte": self.proto_va(self.pages - 1)}
         if ts.has_field("_MMVAD", "Subsection"):
@@ -199,6 +205,8 @@ class Section:
         proc.vads.remove(node)
         s.nonpaged_pool.free(node)
         s.vm._account_vsize(proc, -self.pages * PAGE)
+        if self.image_commitment:
+            s.vm._charge(proc, -self.image_commitment)
         self._count_view(-1)
         if self.views == 0 and self.kind == "pagefile":
             self.delete()     # no handle keeps a kdsim pagefile-backed section alive
