@@ -36,35 +36,35 @@ Page File: \\??\\C:\\pagefile.sys
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62342 (     249368 Kb)
-ResAvail Pages:             62342 (     249368 Kb)
+Available Pages:            62330 (     249320 Kb)
+ResAvail Pages:             62330 (     249320 Kb)
 Locked IO Pages:                0 (          0 Kb)
 Free System PTEs:               0 (          0 Kb)
 Modified Pages:                 1 (          4 Kb)
 Modified PF Pages:              1 (          4 Kb)
 Modified No Write Pages:        0 (          0 Kb)
-NonPagedPool Usage:            13 (         52 Kb)
+NonPagedPool Usage:            15 (         60 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)
 NonPagedPool Max:       134205440 (  536821760 Kb)
 PagedPool Usage:                1 (          4 Kb)
 PagedPool Maximum:       33554432 (  134217728 Kb)
 """ + ZERO_LINES + """\
-Total Private:                159 (        636 Kb)
-Committed pages:             2989 (      11956 Kb)
+Total Private:                249 (        996 Kb)
+Committed pages:             3079 (      12316 Kb)
 Commit limit:              130844 (     523376 Kb)
 
   Pid ImageName                        Commit   SharedCommit        Debt
 
-  21c svchost.exe                      156 Kb           0 Kb        0 Kb
-  250 svchost.exe                      100 Kb           0 Kb        0 Kb
-  2b8 notepad.exe                      100 Kb           0 Kb        0 Kb
-  278 explorer.exe                      60 Kb           0 Kb        0 Kb
-  1dc lsass.exe                         40 Kb           0 Kb        0 Kb
-  100 smss.exe                          36 Kb           0 Kb        0 Kb
-  134 csrss.exe                         36 Kb           0 Kb        0 Kb
-  16c wininit.exe                       36 Kb           0 Kb        0 Kb
-  174 csrss.exe                         36 Kb           0 Kb        0 Kb
-  198 services.exe                      36 Kb           0 Kb        0 Kb
+  21c svchost.exe                      184 Kb           0 Kb        0 Kb
+  2b8 notepad.exe                      152 Kb           0 Kb        0 Kb
+  250 svchost.exe                      128 Kb           0 Kb        0 Kb
+  278 explorer.exe                     112 Kb           0 Kb        0 Kb
+  100 smss.exe                          72 Kb           0 Kb        0 Kb
+  134 csrss.exe                         72 Kb           0 Kb        0 Kb
+  174 csrss.exe                         72 Kb           0 Kb        0 Kb
+  16c wininit.exe                       68 Kb           0 Kb        0 Kb
+  198 services.exe                      68 Kb           0 Kb        0 Kb
+  1dc lsass.exe                         68 Kb           0 Kb        0 Kb
     4 System                             0 Kb           0 Kb        0 Kb
 """
 
@@ -74,21 +74,21 @@ Page File: \\??\\C:\\pagefile.sys
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62856 (     251424 Kb)
-ResAvail Pages:             62856 (     251424 Kb)
+Available Pages:            62845 (     251380 Kb)
+ResAvail Pages:             62845 (     251380 Kb)
 Locked IO Pages:                0 (          0 Kb)
 Free System PTEs:               0 (          0 Kb)
 Modified Pages:                 1 (          4 Kb)
 Modified PF Pages:              1 (          4 Kb)
 Modified No Write Pages:        0 (          0 Kb)
-NonPagedPool Usage:             7 (         28 Kb)
+NonPagedPool Usage:             8 (         32 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)
 NonPagedPool Max:           12288 (      49152 Kb)
 PagedPool Usage:                1 (          4 Kb)
 PagedPool Maximum:          28672 (     114688 Kb)
 """ + ZERO_LINES + """\
-Total Private:                149 (        596 Kb)
-Committed pages:             2588 (      10352 Kb)
+Total Private:                239 (        956 Kb)
+Committed pages:             2678 (      10712 Kb)
 Commit limit:              130844 (     523376 Kb)
 """
 
