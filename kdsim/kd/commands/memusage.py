@@ -111,7 +111,9 @@ TABLE_HEAD = ("  Building kernel map\n"
 def section_pages(session, db: PfnDatabase) -> dict[int, list[int]]:
     """Pages of mapped files by control area: [valid, standby, dirty, shared] counts."""
     t, ts = session.target, session.target.types
-    f_proto = ts.field("_MMPFN", "u4.PrototypePte")
+    # Win7 keeps PrototypePte in u4, the WRK in u3.e1.
+    f_proto = ts.field("_MMPFN", "u4.PrototypePte" if ts.has_field("_MMPFN", "u4.PrototypePte")
+                       else "u3.e1.PrototypePte")
     f_share = ts.field("_MMPFN", "u2.ShareCount")
     codec = PteCodec(t.profile)
     ca_of_subsection: dict[int, int | None] = {}
