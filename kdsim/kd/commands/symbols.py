@@ -298,9 +298,10 @@ def _verbose(session, module: Module) -> list[str]:
     or resources, so CheckSum and the resource strings are left out (WinDbg leaves out what
     the headers lack); the timestamp and size come from the loader entry; nt's file and
     product version are the build's."""
-    out = [f"    Image path: {module.image_path}", f"    Image name: {module.image_name}",
-           f"    Timestamp:        {ctime(module.timestamp)} ({module.timestamp:08X})",
-           f"    ImageSize:        {module.size:08X}"]
+    out = [f"    Image path: {module.image_path}", f"    Image name: {module.image_name}"]
+    if module.timestamp:        # kdsim's user modules have none (their loader entries say 0)
+        out.append(f"    Timestamp:        {ctime(module.timestamp)} ({module.timestamp:08X})")
+    out.append(f"    ImageSize:        {module.size:08X}")
     if module.key == "nt":
         v = session.target.profile.version
         number = f"{v.major}.{v.minor}.{v.build}.{v.qfe}"
