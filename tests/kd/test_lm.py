@@ -215,3 +215,15 @@ def test_an_unreadable_loader_list_ends_the_user_modules(calc):
     assert [line.split()[2] for line in d.execute("lm u").splitlines()[1:]] == ["calc"]
     d.execute(f"ep {entry:x} {saved}")
     assert len(d.execute("lm u").splitlines()) == 6
+
+
+def test_a_user_modules_name_is_its_base_in_expressions(calc):
+    m, proc = calc
+    d = m.debugger
+    ntdll = m.nt.sections["ntdll.dll"].base
+    want = f"{ntdll:08x}" if m.nt.ptr == 4 else f"{ntdll >> 32:08x}`{ntdll & 0xFFFFFFFF:08x}"
+    assert d.execute("? ntdll").endswith(f" = {want}\n")
+    assert d.execute("? KERNEL32") == d.execute(f"? {m.nt.sections['kernel32.dll'].base:x}")
+    assert d.execute("!vad user32 1") == d.execute(f"!vad {m.nt.sections['user32.dll'].base:x} 1")
+    assert d.execute("? ntdll!nosuch") == "Couldn't resolve error at 'ntdll!nosuch'\n"
+    assert d.execute("x ntdll!*") == ""                # no symbols for user modules
