@@ -79,24 +79,30 @@ def _locations(db: PfnDatabase, data: bytes, n: int) -> np.ndarray:
     return _column(db.f_location, data, n, db.size).astype(np.uint32)
 
 
-def count_pages(session, db: PfnDatabase) -> tuple[list[int], int]:
-    """How many pages of RAM are at each PageLocation, and how many entries could not
-    be read."""
+def count_pages(session, db: PfnDatabase, files: bool = False):
+    """How many pages of RAM are at each PageLocation, how many entries could not be
+    read, and -- with ``files`` -- the pages of mapped files by control area (one pass
+    over the database serves both)."""
     counts = np.zeros(8, dtype=np.int64)
     unknown = 0
+    usage = _FileUsage(session, db) if files else None
     for base_page, pages in physical_runs(session, db):
         last = min(base_page + pages, db.highest + 1)
         for lo, r in db.read(base_page, max(0, last - base_page)):
             n = len(r.data) // db.size
             loc = _locations(db, r.data, n)
+            readable = None
             if r.complete:
                 counts += np.bincount(loc, minlength=8)
-                continue
-            ok = np.frombuffer(bytes(r.readable), dtype=np.uint8).reshape(n, db.size)
-            readable = ok.all(axis=1)
-            counts += np.bincount(loc[readable], minlength=8)
-            unknown += int(n - readable.sum())
-    return [int(c) for c in counts], unknown
+            else:
+                ok = np.frombuffer(bytes(r.readable), dtype=np.uint8).reshape(n, db.size)
+                readable = ok.all(axis=1)
+                counts += np.bincount(loc[readable], minlength=8)
+                unknown += int(n - readable.sum())
+            if usage is not None:
+                usage.add(r.data, n, loc, readable)
+    totals = [int(c) for c in counts]
+    return (totals, unknown, usage.rows) if files else (totals, unknown)
 
 
 ACTIVE, STANDBY, MODIFIED, MODIFIED_NO_WRITE = 6, 2, 3, 4
@@ -108,53 +114,57 @@ TABLE_HEAD = ("  Building kernel map\n"
               "Control       Valid Standby Dirty Shared Locked PageTables  name\n")
 
 
-def section_pages(session, db: PfnDatabase) -> dict[int, list[int]]:
+class _FileUsage:
     """Pages of mapped files by control area: [valid, standby, dirty, shared] counts."""
-    t, ts = session.target, session.target.types
-    # Win7 keeps PrototypePte in u4, the WRK in u3.e1.
-    f_proto = ts.field("_MMPFN", "u4.PrototypePte" if ts.has_field("_MMPFN", "u4.PrototypePte")
-                       else "u3.e1.PrototypePte")
-    f_share = ts.field("_MMPFN", "u2.ShareCount")
-    codec = PteCodec(t.profile)
-    ca_of_subsection: dict[int, int | None] = {}
-    usage: dict[int, list[int]] = {}
-    for base_page, pages in physical_runs(session, db):
-        last = min(base_page + pages, db.highest + 1)
-        for lo, r in db.read(base_page, max(0, last - base_page)):
-            n = len(r.data) // db.size
-            loc = _locations(db, r.data, n)
-            keep = (_column(f_proto, r.data, n, db.size) == 1) & np.isin(
-                loc, (ACTIVE, STANDBY, MODIFIED, MODIFIED_NO_WRITE))
-            if not r.complete:
-                ok = np.frombuffer(bytes(r.readable), dtype=np.uint8).reshape(n, db.size)
-                keep &= ok.all(axis=1)
-            for k in np.flatnonzero(keep):
-                orig = db.f_orig.unpack_from(r.data, int(k) * db.size)
-                orig &= (1 << 8 * db.f_orig.size) - 1
-                try:
-                    d = codec.decode(orig, in_prototype_array=True)
-                except ValueError:
-                    continue
-                if d.kind != "subsection" or not d.subsection_address:
-                    continue            # a pagefile-backed section's page
-                sub = d.subsection_address
-                if sub not in ca_of_subsection:
-                    f = ts.field("_SUBSECTION", "ControlArea")
-                    ca_of_subsection[sub] = session._read_int(sub + f.offset, f.size)
-                ca = ca_of_subsection[sub]
-                if not ca:
-                    continue
-                row = usage.setdefault(ca, [0, 0, 0, 0])
-                where = int(loc[k])
-                if where == ACTIVE:
-                    row[0] += 1
-                    if f_share.unpack_from(r.data, int(k) * db.size) > 1:
-                        row[3] += 1
-                elif where == STANDBY:
-                    row[1] += 1
-                else:
-                    row[2] += 1
-    return usage
+
+    def __init__(self, session, db: PfnDatabase):
+        self.session, self.db = session, db
+        ts = session.target.types
+        # Win7 keeps PrototypePte in u4, the WRK in u3.e1.
+        self.f_proto = ts.field("_MMPFN", "u4.PrototypePte"
+                                if ts.has_field("_MMPFN", "u4.PrototypePte")
+                                else "u3.e1.PrototypePte")
+        self.f_share = ts.field("_MMPFN", "u2.ShareCount")
+        self.f_ca = ts.field("_SUBSECTION", "ControlArea")
+        self.codec = PteCodec(session.target.profile)
+        self.ca_of_subsection: dict[int, int | None] = {}
+        self.rows: dict[int, list[int]] = {}
+
+    def add(self, data: bytes, n: int, loc, readable) -> None:
+        """Count the prototype pages among ``n`` entries read in ``data``."""
+        db = self.db
+        keep = (_column(self.f_proto, data, n, db.size) == 1) & np.isin(
+            loc, (ACTIVE, STANDBY, MODIFIED, MODIFIED_NO_WRITE))
+        if readable is not None:
+            keep &= readable
+        for k in np.flatnonzero(keep):
+            at = int(k) * db.size
+            orig = db.f_orig.unpack_from(data, at) & ((1 << 8 * db.f_orig.size) - 1)
+            try:
+                d = self.codec.decode(orig, in_prototype_array=True)
+            except ValueError:
+                continue
+            if d.kind != "subsection" or not d.subsection_address:
+                continue                # a pagefile-backed section's page
+            ca = self._control_area(d.subsection_address)
+            if not ca:
+                continue
+            row = self.rows.setdefault(ca, [0, 0, 0, 0])
+            where = int(loc[k])
+            if where == ACTIVE:
+                row[0] += 1
+                if self.f_share.unpack_from(data, at) > 1:
+                    row[3] += 1
+            elif where == STANDBY:
+                row[1] += 1
+            else:
+                row[2] += 1
+
+    def _control_area(self, subsection: int) -> int | None:
+        if subsection not in self.ca_of_subsection:
+            self.ca_of_subsection[subsection] = self.session._read_int(
+                subsection + self.f_ca.offset, self.f_ca.size)
+        return self.ca_of_subsection[subsection]
 
 
 def _file_label(session, ca: int) -> str:
@@ -173,10 +183,10 @@ def _file_label(session, ca: int) -> str:
     return r.data.decode("utf-16-le", "replace").rsplit("\\", 1)[-1]
 
 
-def usage_table(session, db: PfnDatabase) -> str:
+def usage_table(session, rows: dict[int, list[int]]) -> str:
     ptr = session.target.pointer_size
     lines = []
-    for ca, (valid, standby, dirty, shared) in sorted(section_pages(session, db).items()):
+    for ca, (valid, standby, dirty, shared) in sorted(rows.items()):
         lines.append(f"{ca:0{2 * ptr}x}{4 * valid:6d}{4 * standby:7d}{4 * dirty:6d}"
                      f"{4 * shared:6d}{0:6d}{0:6d}  mapped_file( {_file_label(session, ca)} )")
     return TABLE_HEAD + "".join(line + "\n" for line in lines)
@@ -202,8 +212,7 @@ def summary(counts: list[int], unknown: int) -> str:
 def memusage(session, args: str, offset: int) -> str:
     flags = session.evaluator().evaluate(args) if args.strip() else 0
     db = PfnDatabase(session)
-    counts, unknown = count_pages(session, db)
-    out = PROGRESS + summary(counts, unknown)
-    if flags == 0:
-        out += usage_table(session, db)
-    return out
+    if flags:
+        return PROGRESS + summary(*count_pages(session, db))
+    counts, unknown, rows = count_pages(session, db, files=True)
+    return PROGRESS + summary(counts, unknown) + usage_table(session, rows)
