@@ -1,7 +1,9 @@
 """Symbols: ``x``, ``ln``, ``lm``, ``vertarget``/``version`` (windbg-formats.md §13).
 
 Module bases, sizes, names and link timestamps come from the ``_LDR_DATA_TABLE_ENTRY``
-entries on PsLoadedModuleList in guest memory; symbol offsets from the target's symbol
+entries on PsLoadedModuleList in guest memory, and -- for the user modules of the
+implicit process, what ``.reload /user`` gives a kernel debugger -- on its PEB.Ldr's
+InLoadOrderModuleList, read in its address space; symbol offsets from the target's symbol
 information (what a symbol file gives); version facts from the target's build profile.
 
 kdsim's nt "symbol file" is like Microsoft's public ntkrnlmp.pdb: names and addresses of
@@ -385,9 +387,12 @@ def _list_modules(session, args: str) -> str:
     return "".join(line + "\n" for line in out)
 
 
-_LM_HELP = ("Modules from PsLoadedModuleList in guest memory.  Options: v (verbose), "
-            "m Pattern (module name), M Pattern (image path), a Address, l (symbols "
-            "loaded), e (no symbols), k, u, o, sm (sort by name), 1m (names only).")
+_LM_HELP = ("Modules from PsLoadedModuleList in guest memory, and the implicit process's "
+            "user modules from its PEB.Ldr (after .process /r), by address.  Options: v "
+            "(verbose), m Pattern (module name), M Pattern (image path), a Address, l "
+            "(symbols loaded), e (no symbols), k (kernel modules), u (user modules), o, sm "
+            "(sort by name), 1m (names only).  User modules show (deferred): kdsim has no "
+            "symbols for them.")
 
 def _lm(session, args: str, offset: int) -> str:
     """``lm`` with its option letters, glued to the name or not (``lmvm nt``)."""
