@@ -27,6 +27,20 @@ MM_EXECUTE_WRITECOPY = 7
 VAD_IMAGE_MAP = 2             # _MI_VAD_TYPE VadImageMap
 
 
+# PE header facts of kdsim's images (winnt.h): machines and characteristics, and the
+# linker's default stack sizes (the main thread's stack in process.py uses them too).
+IMAGE_FILE_MACHINE_I386, IMAGE_FILE_MACHINE_AMD64 = 0x014C, 0x8664
+IMAGE_FILE_EXECUTABLE_IMAGE, IMAGE_FILE_LARGE_ADDRESS_AWARE = 0x0002, 0x0020
+IMAGE_FILE_32BIT_MACHINE, IMAGE_FILE_DLL = 0x0100, 0x2000
+IMAGE_STACK_RESERVE, IMAGE_STACK_COMMIT = 0x100000, 0x1000
+
+
+def image_information_type(ts) -> str:
+    """What _SEGMENT.u2.ImageInformation points at on this build."""
+    return "_MI_SECTION_IMAGE_INFORMATION" if ts.has_type("_MI_SECTION_IMAGE_INFORMATION") \
+        else "_SECTION_IMAGE_INFORMATION"
+
+
 def image_layout(name: str) -> list[tuple[str, int, int]]:
     """(section name, pages, MM protection) of kdsim's stand-in for a PE image: the
     headers, code, read-only data and writable (copy-on-write) data.  Sizes come from the
@@ -69,7 +83,12 @@ class Section:
                                              sub_size * len(self.layout), "MmCa")
         ptes_off = ts.offset_of("_SEGMENT", "ThePtes")
         self.pte_size = system.profile.pte_size
-        self.segment = system.paged_pool.alloc(ptes_off + self.pages * self.pte_size, "MmSt")
+        # An image segment carries its image information right after the prototype PTEs,
+        # in the same block (MiCreateImageFileMap sizes the segment for both).
+        info_type = image_information_type(ts) if kind == "image" else None
+        info_size = ts.sizeof(info_type) if info_type else 0
+        self.segment = system.paged_pool.alloc(ptes_off + self.pages * self.pte_size +
+                                               info_size, "MmSt")
         self.proto = self.segment + ptes_off
         # An image section is file-backed too: MiCreateImageFileMap sets Image and File.
         flags = {"image": ("u.Flags.Image", "u.Flags.File"), "file": ("u.Flags.File",),
@@ -95,7 +114,11 @@ class Section:
             # The pages an image view charges as commit: its copy-on-write ones
             # (MiCreateImageFileMap's ImageCommitment).
             seg["u1.ImageCommitment"] = self.image_commitment
+            seg["u2.ImageInformation"] = self.proto + self.pages * self.pte_size
         k.write(self.segment, ts.pack("_SEGMENT", seg)[:ptes_off])
+        if info_type:
+            k.write(self.proto + self.pages * self.pte_size,
+                    ts.pack(info_type, self._image_information(info_type)))
         self.subsections = []
         first = 0
         sector = IMAGE_SECTOR if kind == "image" else PAGE
@@ -119,6 +142,28 @@ class Section:
         k.write(self.proto, bytes(raw))
         self.views = 0
         self.written: dict[int, bytes] = {}      # data-file pages the writer wrote back
+
+    def _image_information(self, info_type: str) -> dict:
+        """What kdsim's stand-in PE image says about itself: the target's machine, an
+        executable image (a DLL, 32-bit or large-address-aware as the build is), code, the
+        default stack sizes, the file and image sizes and the headers' one page.  No entry
+        point (TransferAddress), subsystem or checksum: kdsim's headers carry none."""
+        ptr = self.s.ptr
+        chars = IMAGE_FILE_EXECUTABLE_IMAGE | (IMAGE_FILE_32BIT_MACHINE if ptr == 4 else
+                                               IMAGE_FILE_LARGE_ADDRESS_AWARE)
+        if self.name.lower().endswith(".dll"):
+            chars |= IMAGE_FILE_DLL
+        prefix = "ImageInformation." if info_type == "_MI_SECTION_IMAGE_INFORMATION" else ""
+        values = {"MaximumStackSize": IMAGE_STACK_RESERVE,
+                  "CommittedStackSize": IMAGE_STACK_COMMIT,
+                  "ImageCharacteristics": chars,
+                  "Machine": IMAGE_FILE_MACHINE_AMD64 if ptr == 8 else IMAGE_FILE_MACHINE_I386,
+                  "ImageContainsCode": 1, "ImageFileSize": self.pages * PAGE}
+        values = {prefix + k: v for k, v in values.items()}
+        if prefix:
+            values["InternalImageInformation.SizeOfHeaders"] = self.layout[0][1] * PAGE
+            values["InternalImageInformation.SizeOfImage"] = self.pages * PAGE
+        return values
 
     def set_image_base(self, base: int) -> None:
         """The image's base address: where its views go, and the segment's BasedAddress

@@ -16,12 +16,12 @@ HEAD = ("loading PFN database\n"
 
 EXPECTED = {
     "win7-x64": HEAD + (
-        "             Zeroed:    62274 (  249096 kb)\n"
+        "             Zeroed:    62273 (  249092 kb)\n"
         "               Free:       54 (     216 kb)\n"
         "            Standby:        2 (       8 kb)\n"
         "           Modified:        1 (       4 kb)\n"
         "    ModifiedNoWrite:        0 (       0 kb)\n"
-        "       Active/Valid:     3091 (   12364 kb)\n"
+        "       Active/Valid:     3092 (   12368 kb)\n"
         "         Transition:        0 (       0 kb)\n"
         "         SLIST/Temp:        0 (       0 kb)\n"
         "                Bad:        0 (       0 kb)\n"

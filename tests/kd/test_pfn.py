@@ -33,41 +33,41 @@ def _user_page(m):
 # (role, pfn, text): role says which page it is, checked against the memory manager below.
 EXPECTED = {
     "win7-x64": [
-        ("page table", 0x155,
-         "    PFN 00000155 at address FFFFFA8000003FF0\n"
+        ("page table", 0x156,
+         "    PFN 00000156 at address FFFFFA8000004020\n"
          "    flink       00000000  blink / share count 00000009  pteaddress FFFFF6FB40000008\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000140  Active             \n"
          "                            \n"),
-        ("user page", 0x154,
-         "    PFN 00000154 at address FFFFFA8000003FC0\n"
+        ("user page", 0x155,
+         "    PFN 00000155 at address FFFFFA8000003FF0\n"
          "    flink       0000000B  blink / share count 00000001  pteaddress FFFFF68000001080\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000155  Active     M       \n"
+         "    restore pte 00000080  containing page 000156  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x1A1,
-         "    PFN 000001A1 at address FFFFFA8000004E30\n"
-         "    flink       000001A2  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
+        (P.ZEROED, 0x1A2,
+         "    PFN 000001A2 at address FFFFFA8000004E60\n"
+         "    flink       000001A3  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
-        (P.FREE, 0x152,
-         "    PFN 00000152 at address FFFFFA8000003F60\n"
-         "    flink       0000015D  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
+        (P.FREE, 0x153,
+         "    PFN 00000153 at address FFFFFA8000003F90\n"
+         "    flink       0000015E  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A000000351\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000004  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x165,
-         "    PFN 00000165 at address FFFFFA80000042F0\n"
-         "    flink       00000184  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001080\n"
+        (P.STANDBY, 0x166,
+         "    PFN 00000166 at address FFFFFA8000004320\n"
+         "    flink       00000185  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001080\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000020  containing page 000166  Standby            \n"
+         "    restore pte 00000020  containing page 000167  Standby            \n"
          "                            \n"),
-        (P.MODIFIED, 0x163,
-         "    PFN 00000163 at address FFFFFA8000004290\n"
+        (P.MODIFIED, 0x164,
+         "    PFN 00000164 at address FFFFFA80000042C0\n"
          "    flink       FFFFFFFFFFFFFFFF  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000162  Modified   M       \n"
+         "    restore pte 00000080  containing page 000163  Modified   M       \n"
          "    Modified                \n"),
     ],
     "win7-x86": [
@@ -91,7 +91,7 @@ EXPECTED = {
          "                            \n"),
         (P.FREE, 0x7B,
          "    PFN 0000007B at address 84000B88\n"
-         "    flink       00000085  blink / share count FFFFFFFF  pteaddress 89000181\n"
+         "    flink       00000085  blink / share count FFFFFFFF  pteaddress 890001F1\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000003  Free               \n"
          "                            \n"),

@@ -19,12 +19,12 @@ EXPECTED = {
     "win7-x64": {
         0: ("                                           VA 0000000000210000\n"
             "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF68000001080\n"
-            "contains 000000000014B867  contains 000000000014E867  contains 0000000000163867  contains 8000000000162867\n"
-            "pfn 14b       ---DA--UWEV  pfn 14e       ---DA--UWEV  pfn 163       ---DA--UWEV  pfn 162       ---DA--UW-V\n"),
+            "contains 000000000014B867  contains 000000000014E867  contains 0000000000164867  contains 8000000000163867\n"
+            "pfn 14b       ---DA--UWEV  pfn 14e       ---DA--UWEV  pfn 164       ---DA--UWEV  pfn 163       ---DA--UW-V\n"),
         0x8000: ("                                           VA 0000000000218000\n"
                  "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF680000010C0\n"
-                 "contains 000000000014B867  contains 000000000014E867  contains 0000000000163867  contains 0000000000000080\n"
-                 "pfn 14b       ---DA--UWEV  pfn 14e       ---DA--UWEV  pfn 163       ---DA--UWEV  not valid\n"
+                 "contains 000000000014B867  contains 000000000014E867  contains 0000000000164867  contains 0000000000000080\n"
+                 "pfn 14b       ---DA--UWEV  pfn 14e       ---DA--UWEV  pfn 164       ---DA--UWEV  not valid\n"
                  + " " * 82 + "DemandZero\n" + " " * 82 + "Protect: 4 - ReadWrite\n"),
     },
     "win7-x86pae": {

@@ -79,14 +79,14 @@ def test_vad_detail_of_an_image_view_with_its_control_area_on_x64(x64):
         '',
         'VAD @ fffffa800300b400',
         '  Start VPN:      7fefefc0  End VPN: 7fefefd1  Control Area:  fffffa80030046f0',
-        '  First ProtoPte: fffff8a000000228  Last PTE fffff8a0000002b0  '
+        '  First ProtoPte: fffff8a0000002c8  Last PTE fffff8a000000350  '
         'Commit Charge         1 (1.)',
         '  Secured.Flink          0  Blink           0  Banked/Extend:        0',
         '  File Offset   0',
         '   ImageMap EXECUTE_WRITECOPY',
         '',
         'ControlArea  @ fffffa80030046f0',
-        '  Segment      fffff8a0000001e0  Flink      0000000000000000  Blink        '
+        '  Segment      fffff8a000000280  Flink      0000000000000000  Blink        '
         '0000000000000000',
         '  Section Ref                 1  Pfn Ref                   1  '
         'Mapped Views                a',
@@ -193,7 +193,7 @@ def test_pagefile_backed_section_on_win7_x86(x86):
         '   READWRITE',
         '',
         'ControlArea  @ 860076b8',
-        '  Segment      890006e0  Flink      00000000  Blink        00000000',
+        '  Segment      89000a28  Flink      00000000  Blink        00000000',
         '  Section Ref         1  Pfn Ref           1  Mapped Views        2',
         '  User Ref            2  WaitForDel        0  Flush Count         0',
         '  File Object  00000000  ModWriteCount     0  System Views        0',

@@ -36,8 +36,8 @@ Page File: \\??\\C:\\pagefile.sys
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62330 (     249320 Kb)
-ResAvail Pages:             62330 (     249320 Kb)
+Available Pages:            62329 (     249316 Kb)
+ResAvail Pages:             62329 (     249316 Kb)
 Locked IO Pages:                0 (          0 Kb)
 Free System PTEs:               0 (          0 Kb)
 Modified Pages:                 1 (          4 Kb)
@@ -46,7 +46,7 @@ Modified No Write Pages:        0 (          0 Kb)
 NonPagedPool Usage:            15 (         60 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)
 NonPagedPool Max:       134205440 (  536821760 Kb)
-PagedPool Usage:                1 (          4 Kb)
+PagedPool Usage:                2 (          8 Kb)
 PagedPool Maximum:       33554432 (  134217728 Kb)
 """ + ZERO_LINES + """\
 Total Private:                249 (        996 Kb)

@@ -15,9 +15,9 @@ EXPECTED = {
                  "Amd64VtoP: PML4E 0000000000145000\n"
                  "Amd64VtoP: PDPE 000000000014b000\n"
                  "Amd64VtoP: PDE 000000000014e008\n"
-                 "Amd64VtoP: PTE 0000000000163080\n"
-                 "Amd64VtoP: Mapped phys 0000000000162000\n"
-                 "Virtual address 210000 translates to physical address 162000.\n"),
+                 "Amd64VtoP: PTE 0000000000164080\n"
+                 "Amd64VtoP: Mapped phys 0000000000163000\n"
+                 "Virtual address 210000 translates to physical address 163000.\n"),
     "win7-x86pae": ("X86VtoP: Virt 0000000000210000, pagedir 0000000003000140\n"
                     "X86VtoP: PAE PDPE 0000000003000140 - 0000000000095001\n"
                     "X86VtoP: PAE PDE 0000000000095008 - 000000000010b867\n"

@@ -146,3 +146,31 @@ def test_each_peb_ldr_lists_the_processs_modules_in_load_order(m):
 ])
 def test_file_names_follow_the_systems_directories(target, name, path):
     assert file_path(get_profile(target), name) == path
+
+
+def test_image_segments_point_at_their_image_information(m):
+    """u2.ImageInformation: right after the prototype PTEs, what the image's headers say
+    (Windows 7 wraps it in _MI_SECTION_IMAGE_INFORMATION with the headers' and the
+    image's sizes; the WRK points at the _SECTION_IMAGE_INFORMATION itself)."""
+    nt = m.nt
+    win7 = not m.target.startswith("wrk")
+    for sec in nt.sections.values():
+        info = _get(nt, "_SEGMENT", sec.segment, "u2.ImageInformation")
+        if sec.kind != "image":
+            assert info == 0
+            continue
+        assert info == sec.proto + sec.pages * sec.pte_size
+        kind = "_MI_SECTION_IMAGE_INFORMATION" if win7 else "_SECTION_IMAGE_INFORMATION"
+        pre = "ImageInformation." if win7 else ""
+        get = lambda f: _get(nt, kind, info, pre + f)  # noqa: E731
+        dll = sec.name.lower().endswith(".dll")
+        assert get("Machine") == (0x8664 if nt.ptr == 8 else 0x14C)
+        assert get("ImageCharacteristics") == \
+            0x2 | (0x20 if nt.ptr == 8 else 0x100) | (0x2000 if dll else 0)
+        assert (get("ImageContainsCode"), get("ImageFileSize"), get("TransferAddress")) == \
+            (1, sec.pages * 0x1000, 0)
+        assert (get("MaximumStackSize"), get("CommittedStackSize")) == (0x100000, 0x1000)
+        if win7:
+            assert _get(nt, kind, info, "InternalImageInformation.SizeOfImage") == \
+                sec.pages * 0x1000
+            assert _get(nt, kind, info, "InternalImageInformation.SizeOfHeaders") == 0x1000
