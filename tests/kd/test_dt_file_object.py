@@ -55,10 +55,9 @@ def calc(request):
     return m, m.nt.spawn("calc.exe")
 
 
-def test_dt_file_object_on_x86(calc):
-    m, _ = calc
-    if m.target != "win7-x86":
-        pytest.skip("the 32-bit Windows 7 sample")
+def test_dt_file_object_on_x86():
+    m = kdsim.boot("win7-x86", ram="256m", scenario="none")
+    m.nt.spawn("calc.exe")
     fo = m.nt.sections["ntdll.dll"].file_object
     assert fo == 0x86000B70
     assert m.debugger.execute(f"dt nt!_FILE_OBJECT {fo:x}") == FILE_OBJECT_X86
