@@ -11,7 +11,10 @@ shared by several processes has one PFN entry whose PteAddress is the prototype 
 (u4.PrototypePte = 1) and whose ShareCount counts the process PTEs mapping it.
 
 The files themselves live outside guest RAM (as on disk): kdsim generates their
-contents deterministically from the file name, an MZ/PE header first.
+contents deterministically from the file name, an MZ/PE header first.  What the kernel
+keeps of a file is in guest RAM: an image or data-file section's control area points at
+the file's FILE_OBJECT (fileobject.py), and an image segment records the image's base,
+its copy-on-write commitment and its image information.
 """
 from __future__ import annotations
 
