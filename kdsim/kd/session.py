@@ -137,8 +137,9 @@ class Debugger:
         return None if rva is None else bases[module][0] + rva
 
     def modules(self) -> dict[str, tuple[int, int]]:
-        """Loaded kernel modules by debugger name -> (base, size), walking
-        PsLoadedModuleList in guest memory (the kernel image is always "nt")."""
+        """Loaded modules by debugger name -> (base, size): the kernel's, walking
+        PsLoadedModuleList in guest memory (the kernel image is always "nt"), then the
+        implicit process's user modules (its PEB.Ldr list)."""
         t, ts = self.target, self.target.types
         head = t.kernel_base + t.symbols("nt")["PsLoadedModuleList"]
         ptr = t.pointer_size
@@ -157,6 +158,9 @@ class Debugger:
             out["nt" if first else name] = (base, size)
             first = False
             cur = self._read_int(cur, ptr)
+        from .commands.symbols import user_modules
+        for m in user_modules(self):
+            out.setdefault(m.key, (m.base, m.size))
         return out
 
     def _read_int(self, addr: int, size: int) -> int | None:

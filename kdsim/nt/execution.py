@@ -50,8 +50,9 @@ USER_FRAME = 0x30                     # x64 user routines: kdsim's fixed frame (
 # User-mode code addresses (offsets in the modules; kdsim choices).
 MAIN_RVA = 0x1c00                     # the program's main routine in its image
 STEP_BYTES = 0x10                     # code bytes between two steps of main
-SERVICE_STUB_RVA = {4: 0x464f0, 8: 0x4fd0}     # ntdll's system-service stub return
-THUNK_RVA = {"kernel32.dll": 0x13c45, "ntdll.dll": 0x637f5}   # thread start thunks
+# (inside kdsim's images, which are smaller than the real files)
+SERVICE_STUB_RVA = {4: 0x64f0, 8: 0x4fd0}      # ntdll's system-service stub return
+THUNK_RVA = {"kernel32.dll": 0x3c45, "ntdll.dll": 0x37f5}     # thread start thunks
 
 
 class ProgramError(Exception):

@@ -324,7 +324,7 @@ def check_back_links(machine, profile, r, e, loc, lay, highest, bad) -> None:
 
 def check_process(ts, r, space, ep: int, profile, valid_ptes: int, bad) -> None:
     """One process's VAD tree is a valid AVL tree of non-overlapping ranges, its commit
-    charge is what its private VADs say, and its working set holds exactly its
+    charge is what its VADs say (private ones and image views), and its working set holds exactly its
     ``valid_ptes`` valid user PTEs."""
     from .avl import AvlTable
     table = ep + ts.offset_of("_EPROCESS", "VadRoot")
@@ -338,13 +338,12 @@ def check_process(ts, r, space, ep: int, profile, valid_ptes: int, bad) -> None:
     f_first = ts.field("_MMVAD", "FirstPrototypePte")
     f_last = ts.field("_MMVAD", "LastContiguousPte")
     for node in vads.nodes_in_order():
-        if f_private.read(r, node):
-            charge += f_charge.read(r, node)
-        else:
+        charge += f_charge.read(r, node)       # an image view charges its ImageCommitment
+        if not f_private.read(r, node):
             protos.add((f_first.read(r, node), f_last.read(r, node)))
     got = ts.field("_EPROCESS", "CommitCharge").read(r, ep)
     if got != charge:
-        bad(f"process {ep:#x}: CommitCharge {got:#x}, its private VADs charge {charge:#x}")
+        bad(f"process {ep:#x}: CommitCharge {got:#x}, its VADs charge {charge:#x}")
     ws = ts.field("_EPROCESS", "Vm.WorkingSetSize").read(r, ep)
     wsl = profile.address_space.working_set_list
     hdr = ts.sizeof("_MMWSL")

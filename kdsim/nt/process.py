@@ -164,8 +164,10 @@ def spawn(system, image: str, parent=None, dlls=()) -> Process:
     image_base = exe.map_view(proc)
     names = list(DEFAULT_DLLS) + [d for d in dlls if d.lower() not in
                                   {n.lower() for n in DEFAULT_DLLS}]
+    loaded = [(exe, image_base)]
     for name in names:
-        system.image_section(name).map_view(proc)
+        sec = system.image_section(name)
+        loaded.append((sec, sec.map_view(proc)))
     # The loader reads the headers of the image and of ntdll, and runs ntdll's first code.
     from .fault import access
     ntdll = system.image_section("ntdll.dll")
@@ -177,6 +179,7 @@ def spawn(system, image: str, parent=None, dlls=()) -> Process:
                   "NumberOfProcessors": 2, "OSMajorVersion": system.profile.version.major,
                   "OSMinorVersion": system.profile.version.minor,
                   "OSBuildNumber": system.profile.version.build, "OSPlatformId": 2}
+    peb_values["Ldr"] = write_loader_data(system, proc, heap.base, loaded)
     write_user(system, proc, peb, ts.pack("_PEB", peb_values))
     teb_values = {"NtTib.StackBase": top, "NtTib.StackLimit": top - PAGE,
                   "NtTib.Self": teb, "ProcessEnvironmentBlock": peb,
@@ -186,6 +189,63 @@ def spawn(system, image: str, parent=None, dlls=()) -> Process:
     proc.set_field("SectionBaseAddress", image_base)
     proc.peb, proc.teb, proc.stack, proc.heap = peb, teb, (stack.base, top), heap.base
     return proc
+
+
+def write_loader_data(system, proc, va: int, modules) -> int:
+    """The loader's record of the process's modules, as ntdll keeps it: a _PEB_LDR_DATA
+    whose three lists link one _LDR_DATA_TABLE_ENTRY per module (the exe first, then the
+    DLLs in load order; the initialization order leaves the exe out).  kdsim builds it at
+    ``va`` in the process heap (Windows 7 keeps the _PEB_LDR_DATA itself in ntdll's data,
+    which would cost ntdll a private copy-on-write page here).  Names are the files' full
+    paths with the drive (C:) and, for BaseDllName, the last part of the same buffer.
+    LoadCount is 0xffff (a statically loaded module); EntryPoint, Flags and TimeDateStamp
+    stay 0 (kdsim's images have no optional header).  Returns the _PEB_LDR_DATA's VA."""
+    ts, p = system.ts, system.ptr
+    align = lambda n: -(-n // (2 * p)) * (2 * p)          # noqa: E731 (heap granularity)
+    ldr_size, entry_size = ts.sizeof("_PEB_LDR_DATA"), ts.sizeof("_LDR_DATA_TABLE_ENTRY")
+    entries = []
+    at = va + align(ldr_size)
+    for sec, base in modules:
+        full = ("C:" + sec.path).encode("utf-16-le")
+        entries.append((at, at + align(entry_size), sec, base, full))
+        at += align(entry_size) + align(len(full) + 2)
+    blob = bytearray(at - va)
+
+    def put(type_name, addr, values):
+        raw = ts.pack(type_name, values)
+        blob[addr - va:addr - va + len(raw)] = raw
+
+    # Each list: the head in the _PEB_LDR_DATA, then the entries' links, in a ring.
+    order = [e[0] for e in entries]
+    lists = [("InLoadOrderLinks", "InLoadOrderModuleList", order),
+             ("InMemoryOrderLinks", "InMemoryOrderModuleList", order),
+             ("InInitializationOrderLinks", "InInitializationOrderModuleList", order[1:])]
+    values: dict[int, dict] = {n: {} for n in [va] + order}
+    for links, head_field, seq in lists:
+        ring = [(va, head_field)] + [(e, links) for e in seq]
+        where = [owner + ts.offset_of("_PEB_LDR_DATA" if owner == va else
+                                      "_LDR_DATA_TABLE_ENTRY", field) for owner, field in ring]
+        for i, (owner, field) in enumerate(ring):
+            values[owner][field + ".Flink"] = where[(i + 1) % len(ring)]
+            values[owner][field + ".Blink"] = where[i - 1]
+    values[va].update({"Length": ldr_size, "Initialized": 1})
+    put("_PEB_LDR_DATA", va, values[va])
+    for entry, name_va, sec, base, full in entries:
+        base_name = sec.path.rsplit("\\", 1)[-1].encode("utf-16-le")
+        hash_links = entry + ts.offset_of("_LDR_DATA_TABLE_ENTRY", "HashLinks")
+        v = values[entry]
+        v.update({"DllBase": base, "SizeOfImage": sec.pages * PAGE,
+                  "FullDllName.Length": len(full), "FullDllName.MaximumLength": len(full) + 2,
+                  "FullDllName.Buffer": name_va,
+                  "BaseDllName.Length": len(base_name),
+                  "BaseDllName.MaximumLength": len(base_name) + 2,
+                  "BaseDllName.Buffer": name_va + len(full) - len(base_name),
+                  "LoadCount": 0xFFFF, "HashLinks.Flink": hash_links,
+                  "HashLinks.Blink": hash_links})
+        put("_LDR_DATA_TABLE_ENTRY", entry, v)
+        blob[name_va - va:name_va - va + len(full)] = full
+    write_user(system, proc, va, bytes(blob))
+    return va
 
 
 def write_user(system, proc, va: int, data: bytes) -> None:

@@ -11,7 +11,10 @@ shared by several processes has one PFN entry whose PteAddress is the prototype 
 (u4.PrototypePte = 1) and whose ShareCount counts the process PTEs mapping it.
 
 The files themselves live outside guest RAM (as on disk): kdsim generates their
-contents deterministically from the file name, an MZ/PE header first.
+contents deterministically from the file name, an MZ/PE header first.  What the kernel
+keeps of a file is in guest RAM: an image or data-file section's control area points at
+the file's FILE_OBJECT (fileobject.py), and an image segment records the image's base,
+its copy-on-write commitment and its image information.
 """
 from __future__ import annotations
 
@@ -19,11 +22,26 @@ import hashlib
 import struct
 
 from . import protect as pr
+from .fileobject import create_file_object, fast_ref_count, file_path, free_file_object
 
 PAGE = 0x1000
 IMAGE_SECTOR = 0x200          # image subsections count 512-byte sectors (VOL3 sector_size)
 MM_EXECUTE_WRITECOPY = 7
 VAD_IMAGE_MAP = 2             # _MI_VAD_TYPE VadImageMap
+
+
+# PE header facts of kdsim's images (winnt.h): machines and characteristics, and the
+# linker's default stack sizes (the main thread's stack in process.py uses them too).
+IMAGE_FILE_MACHINE_I386, IMAGE_FILE_MACHINE_AMD64 = 0x014C, 0x8664
+IMAGE_FILE_EXECUTABLE_IMAGE, IMAGE_FILE_LARGE_ADDRESS_AWARE = 0x0002, 0x0020
+IMAGE_FILE_32BIT_MACHINE, IMAGE_FILE_DLL = 0x0100, 0x2000
+IMAGE_STACK_RESERVE, IMAGE_STACK_COMMIT = 0x100000, 0x1000
+
+
+def image_information_type(ts) -> str:
+    """What _SEGMENT.u2.ImageInformation points at on this build."""
+    return "_MI_SECTION_IMAGE_INFORMATION" if ts.has_type("_MI_SECTION_IMAGE_INFORMATION") \
+        else "_SECTION_IMAGE_INFORMATION"
 
 
 def image_layout(name: str) -> list[tuple[str, int, int]]:
@@ -61,22 +79,49 @@ class Section:
         else:
             self.layout = [("data", pages, protection)]
         self.pages = sum(n for _, n, _ in self.layout)
+        self.image_commitment = sum(n for _, n, prot in self.layout
+                                    if kind == "image" and prot == pr.MM_WRITECOPY)
         sub_size = ts.sizeof("_SUBSECTION")
         self.ca = system.nonpaged_pool.alloc(ts.sizeof("_CONTROL_AREA") +
                                              sub_size * len(self.layout), "MmCa")
         ptes_off = ts.offset_of("_SEGMENT", "ThePtes")
         self.pte_size = system.profile.pte_size
-        self.segment = system.paged_pool.alloc(ptes_off + self.pages * self.pte_size, "MmSt")
+        # An image segment carries its image information right after the prototype PTEs,
+        # in the same block (MiCreateImageFileMap sizes the segment for both).
+        info_type = image_information_type(ts) if kind == "image" else None
+        info_size = ts.sizeof(info_type) if info_type else 0
+        self.segment = system.paged_pool.alloc(ptes_off + self.pages * self.pte_size +
+                                               info_size, "MmSt")
         self.proto = self.segment + ptes_off
-        flags = {"image": "u.Flags.Image", "file": "u.Flags.File", "pagefile": "u.Flags.Commit"}
-        k.write(self.ca, ts.pack("_CONTROL_AREA", {"Segment": self.segment,
-                                                   "NumberOfSectionReferences": 1,
-                                                   flags[kind]: 1}))
+        # An image section is file-backed too: MiCreateImageFileMap sets Image and File.
+        flags = {"image": ("u.Flags.Image", "u.Flags.File"), "file": ("u.Flags.File",),
+                 "pagefile": ("u.Flags.Commit",)}
+        ca_values = {"Segment": self.segment, "NumberOfSectionReferences": 1}
+        ca_values.update((flag, 1) for flag in flags[kind])
+        self.file_object = self.section_pointers = 0
+        self.path = ""
+        if kind != "pagefile":
+            self.path = file_path(system.profile, name)
+            self.file_object, self.section_pointers = create_file_object(system, self.path)
+            # Win7's FilePointer is an _EX_FAST_REF: the count sits in the low bits.
+            ca_values["FilePointer"] = self.file_object | fast_ref_count(ts)
+            which = "ImageSectionObject" if kind == "image" else "DataSectionObject"
+            ts.field("_SECTION_OBJECT_POINTERS", which).write(k, self.section_pointers,
+                                                             self.ca)
+        k.write(self.ca, ts.pack("_CONTROL_AREA", ca_values))
         seg = {"ControlArea": self.ca, "TotalNumberOfPtes": self.pages,
                "SizeOfSegment": self.pages * PAGE, "PrototypePte": self.proto}
         if kind == "pagefile":
             seg["NumberOfCommittedPages"] = self.pages
+        elif kind == "image":
+            # The pages an image view charges as commit: its copy-on-write ones
+            # (MiCreateImageFileMap's ImageCommitment).
+            seg["u1.ImageCommitment"] = self.image_commitment
+            seg["u2.ImageInformation"] = self.proto + self.pages * self.pte_size
         k.write(self.segment, ts.pack("_SEGMENT", seg)[:ptes_off])
+        if info_type:
+            k.write(self.proto + self.pages * self.pte_size,
+                    ts.pack(info_type, self._image_information(info_type)))
         self.subsections = []
         first = 0
         sector = IMAGE_SECTOR if kind == "image" else PAGE
@@ -100,6 +145,34 @@ class Section:
         k.write(self.proto, bytes(raw))
         self.views = 0
         self.written: dict[int, bytes] = {}      # data-file pages the writer wrote back
+
+    def _image_information(self, info_type: str) -> dict:
+        """What kdsim's stand-in PE image says about itself: the target's machine, an
+        executable image (a DLL, 32-bit or large-address-aware as the build is), code, the
+        default stack sizes, the file and image sizes and the headers' one page.  No entry
+        point (TransferAddress), subsystem or checksum: kdsim's headers carry none."""
+        ptr = self.s.ptr
+        chars = IMAGE_FILE_EXECUTABLE_IMAGE | (IMAGE_FILE_32BIT_MACHINE if ptr == 4 else
+                                               IMAGE_FILE_LARGE_ADDRESS_AWARE)
+        if self.name.lower().endswith(".dll"):
+            chars |= IMAGE_FILE_DLL
+        prefix = "ImageInformation." if info_type == "_MI_SECTION_IMAGE_INFORMATION" else ""
+        values = {"MaximumStackSize": IMAGE_STACK_RESERVE,
+                  "CommittedStackSize": IMAGE_STACK_COMMIT,
+                  "ImageCharacteristics": chars,
+                  "Machine": IMAGE_FILE_MACHINE_AMD64 if ptr == 8 else IMAGE_FILE_MACHINE_I386,
+                  "ImageContainsCode": 1, "ImageFileSize": self.pages * PAGE}
+        values = {prefix + k: v for k, v in values.items()}
+        if prefix:
+            values["InternalImageInformation.SizeOfHeaders"] = self.layout[0][1] * PAGE
+            values["InternalImageInformation.SizeOfImage"] = self.pages * PAGE
+        return values
+
+    def set_image_base(self, base: int) -> None:
+        """The image's base address: where its views go, and the segment's BasedAddress
+        (the PE header's ImageBase)."""
+        self.base = base
+        self.s.ts.field("_SEGMENT", "BasedAddress").write(self.s.kmem, self.segment, base)
 
     def protection_of(self, index: int) -> int:
         for _, first, n, prot in self.subsections:
@@ -147,10 +220,16 @@ class Section:
             start = found * PAGE
         prot = protection if protection is not None else (
             MM_EXECUTE_WRITECOPY if self.kind == "image" else pr.MM_READWRITE)
+        # MiMapViewOfImageSection charges the image's copy-on-write pages
+        # (ImageCommitment) to the process when it maps the view, and the VAD keeps them.
+        charge = self.image_commitment
+        if charge and not s.vm._charge(proc, charge):
+            raise MemoryError("the commit limit leaves no room for the image's view")
         node = s.nonpaged_pool.alloc(ts.sizeof("_MMVAD"), "Vad ")
         values = {"StartingVpn": start // PAGE, "EndingVpn": (start + size) // PAGE - 1,
                   "u.VadFlags.VadType": VAD_IMAGE_MAP if self.kind == "image" else 0,
                   "u.VadFlags.Protection": prot, "u.VadFlags.PrivateMemory": 0,
+                  "u.VadFlags.CommitCharge": charge,
                   "FirstPrototypePte": self.proto,
                   "LastContiguousPte": self.proto_va(self.pages - 1)}
         if ts.has_field("_MMVAD", "Subsection"):
@@ -174,6 +253,8 @@ class Section:
         proc.vads.remove(node)
         s.nonpaged_pool.free(node)
         s.vm._account_vsize(proc, -self.pages * PAGE)
+        if self.image_commitment:
+            s.vm._charge(proc, -self.image_commitment)
         self._count_view(-1)
         if self.views == 0 and self.kind == "pagefile":
             self.delete()     # no handle keeps a kdsim pagefile-backed section alive
@@ -198,4 +279,6 @@ class Section:
         s.sections.pop(self.name.lower(), None)
         s.paged_pool.free(self.segment)
         s.nonpaged_pool.free(self.ca)
+        if self.file_object:
+            free_file_object(s, self.file_object)
         s.update_counters()

@@ -401,9 +401,9 @@ class NtSystem:
             sec = Section(self, name, "image")
             if key.endswith(".dll"):
                 self.dll_top -= -(-sec.pages * PAGE // 0x10000) * 0x10000
-                sec.base = self.dll_top
+                sec.set_image_base(self.dll_top)
             else:
-                sec.base = {4: 0x00400000, 8: 0x000000013F000000}[self.ptr]
+                sec.set_image_base({4: 0x00400000, 8: 0x000000013F000000}[self.ptr])
             self.sections[key] = sec
         return sec
 

@@ -54,11 +54,33 @@ class _Layout:
             from .profiles.ldr import layout as ldr_layout
             self.structs["_LDR_DATA_TABLE_ENTRY"] = parse_struct(
                 "_LDR_DATA_TABLE_ENTRY", ldr_layout(self.pointer_size))
+        self._add_io_types()
         self.enums: dict[str, EnumType] = {
             name: parse_enum(name, e) for name, e in doc["enums"].items()}
         self.notes: dict[str, dict] = doc.get("notes", {})
         self.fields: dict[tuple[str, str], Field] = {}
         self.leaves: dict[str, tuple[Field, ...]] = {}
+
+    def _add_io_types(self) -> None:
+        """File objects, image information and the PEB's loader data: public layouts the
+        PDB dumps lack (kdsim/nt/profiles/fileobj.py, imageinfo.py and ldr.py say where
+        they come from)."""
+        from .profiles import fileobj, imageinfo
+        from .profiles.ldr import peb_ldr_data
+        p, later = self.pointer_size, not self.target.startswith("wrk")
+        info = imageinfo.section_image_information(p, later)
+        extra = {"_KEVENT": fileobj.kevent(self.structs["_DISPATCHER_HEADER"].size),
+                 "_SECTION_OBJECT_POINTERS": fileobj.section_object_pointers(p),
+                 "_FILE_OBJECT": fileobj.file_object(p, later),
+                 "_PEB_LDR_DATA": peb_ldr_data(p, later),
+                 "_SECTION_IMAGE_INFORMATION": info}
+        if later:                        # Windows 7's segment points at the wrapper
+            extra["_MI_EXTRA_IMAGE_INFORMATION"] = imageinfo.mi_extra_image_information()
+            extra["_MI_SECTION_IMAGE_INFORMATION"] = \
+                imageinfo.mi_section_image_information(info["size"])
+        for name, layout in extra.items():
+            if name not in self.structs:
+                self.structs[name] = parse_struct(name, layout)
 
 
 @functools.lru_cache(maxsize=None)

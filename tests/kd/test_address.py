@@ -477,8 +477,9 @@ def test_summary_adds_up(machine):
 
 
 def test_modules_are_named_by_their_load_entries(machine):
+    from kdsim.kd.commands.symbols import loaded_modules
     d = machine.debugger
-    for name, (base, size) in d.modules().items():
+    for base, size in [(m.base, m.size) for m in loaded_modules(d) if not m.user]:
         f = fields(d.execute(f"!address {base + size // 2:x}"))
         assert f["Usage"] == "Module" and f["VA Type"] == "BootLoaded"
         assert (num(f["Base Address"]), num(f["Region Size"])) == (base, size)

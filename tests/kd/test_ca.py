@@ -5,106 +5,106 @@ import pytest
 import kdsim
 
 CA_X64 = """\
-ControlArea @ fffffa8003004410
-  Segment      fffff8a0000001e0  Flink         0000000000000000  Blink        0000000000000000
+ControlArea @ fffffa80030046f0
+  Segment      fffff8a000000280  Flink         0000000000000000  Blink        0000000000000000
   Section Ref                 1  Pfn Ref                      1  Mapped Views                a
   User Ref                    a  WaitForDel                   0  Flush Count                 0
-  File Object  0000000000000000  ModWriteCount                0  System Views                0
+  File Object  fffffa8003004890  ModWriteCount                0  System Views                0
   WritableRefs                0
-  Flags (20) Image
+  Flags (a0) Image File
 
-      No name for file
+      \\Windows\\System32\\kernel32.dll
 
-Segment @ fffff8a0000001e0
-  ControlArea       fffffa8003004410  BasedAddress  0000000000000000
+Segment @ fffff8a000000280
+  ControlArea       fffffa80030046f0  BasedAddress  000007fefefc0000
   Total Ptes                      12
   Segment Size                 12000  Committed                    0
-  Image Commit                     0  Image Info    0000000000000000
-  ProtoPtes         fffff8a000000228
+  Image Commit                     1  Image Info    fffff8a000000358
+  ProtoPtes         fffff8a0000002c8
   Flags (0)
 
-Subsection 1 @ fffffa8003004490
-  ControlArea  fffffa8003004410  Starting Sector                0  Number Of Sectors                8
-  Base Pte     fffff8a000000228  Ptes In Subsect                1  Unused Ptes                      0
+Subsection 1 @ fffffa8003004770
+  ControlArea  fffffa80030046f0  Starting Sector                0  Number Of Sectors                8
+  Base Pte     fffff8a0000002c8  Ptes In Subsect                1  Unused Ptes                      0
   Flags                       2  Sector Offset                  0  Protection                       1
 
-Subsection 2 @ fffffa80030044c8
-  ControlArea  fffffa8003004410  Starting Sector                8  Number Of Sectors               78
-  Base Pte     fffff8a000000230  Ptes In Subsect                f  Unused Ptes                      0
+Subsection 2 @ fffffa80030047a8
+  ControlArea  fffffa80030046f0  Starting Sector                8  Number Of Sectors               78
+  Base Pte     fffff8a0000002d0  Ptes In Subsect                f  Unused Ptes                      0
   Flags                       6  Sector Offset                  0  Protection                       3
 
-Subsection 3 @ fffffa8003004500
-  ControlArea  fffffa8003004410  Starting Sector               80  Number Of Sectors                8
-  Base Pte     fffff8a0000002a8  Ptes In Subsect                1  Unused Ptes                      0
+Subsection 3 @ fffffa80030047e0
+  ControlArea  fffffa80030046f0  Starting Sector               80  Number Of Sectors                8
+  Base Pte     fffff8a000000348  Ptes In Subsect                1  Unused Ptes                      0
   Flags                       2  Sector Offset                  0  Protection                       1
 
-Subsection 4 @ fffffa8003004538
-  ControlArea  fffffa8003004410  Starting Sector               88  Number Of Sectors                8
-  Base Pte     fffff8a0000002b0  Ptes In Subsect                1  Unused Ptes                      0
+Subsection 4 @ fffffa8003004818
+  ControlArea  fffffa80030046f0  Starting Sector               88  Number Of Sectors                8
+  Base Pte     fffff8a000000350  Ptes In Subsect                1  Unused Ptes                      0
   Flags                       a  Sector Offset                  0  Protection                       5
 """
 
 CA_X86 = """\
-ControlArea @ 86000ab8
-  Segment      89000110  Flink         00000000  Blink        00000000
+ControlArea @ 86000c88
+  Segment      89000180  Flink         00000000  Blink        00000000
   Section Ref         1  Pfn Ref              1  Mapped Views        a
   User Ref            a  WaitForDel           0  Flush Count         0
-  File Object  00000000  ModWriteCount        0  System Views        0
+  File Object  86000d78  ModWriteCount        0  System Views        0
   WritableRefs        0
-  Flags (20) Image
+  Flags (a0) Image File
 
-      No name for file
+      \\Windows\\System32\\kernel32.dll
 
-Segment @ 89000110
-  ControlArea       86000ab8  BasedAddress  00000000
+Segment @ 89000180
+  ControlArea       86000c88  BasedAddress  77fc0000
   Total Ptes              12
   Segment Size         12000  Committed            0
-  Image Commit             0  Image Info    00000000
-  ProtoPtes         8900013c
+  Image Commit             1  Image Info    890001f4
+  ProtoPtes         890001ac
   Flags (0)
 
-Subsection 1 @ 86000b08
-  ControlArea  86000ab8  Starting Sector        0  Number Of Sectors        8
-  Base Pte     8900013c  Ptes In Subsect        1  Unused Ptes              0
+Subsection 1 @ 86000cd8
+  ControlArea  86000c88  Starting Sector        0  Number Of Sectors        8
+  Base Pte     890001ac  Ptes In Subsect        1  Unused Ptes              0
   Flags               2  Sector Offset          0  Protection               1
 
-Subsection 2 @ 86000b28
-  ControlArea  86000ab8  Starting Sector        8  Number Of Sectors       78
-  Base Pte     89000140  Ptes In Subsect        f  Unused Ptes              0
+Subsection 2 @ 86000cf8
+  ControlArea  86000c88  Starting Sector        8  Number Of Sectors       78
+  Base Pte     890001b0  Ptes In Subsect        f  Unused Ptes              0
   Flags               6  Sector Offset          0  Protection               3
 
-Subsection 3 @ 86000b48
-  ControlArea  86000ab8  Starting Sector       80  Number Of Sectors        8
-  Base Pte     8900017c  Ptes In Subsect        1  Unused Ptes              0
+Subsection 3 @ 86000d18
+  ControlArea  86000c88  Starting Sector       80  Number Of Sectors        8
+  Base Pte     890001ec  Ptes In Subsect        1  Unused Ptes              0
   Flags               2  Sector Offset          0  Protection               1
 
-Subsection 4 @ 86000b68
-  ControlArea  86000ab8  Starting Sector       88  Number Of Sectors        8
-  Base Pte     89000180  Ptes In Subsect        1  Unused Ptes              0
+Subsection 4 @ 86000d38
+  ControlArea  86000c88  Starting Sector       88  Number Of Sectors        8
+  Base Pte     890001f0  Ptes In Subsect        1  Unused Ptes              0
   Flags               a  Sector Offset          0  Protection               5
 """
 
 DATA_FILE_X86 = """\
-ControlArea @ 86006950
-  Segment      89000728  Flink         00000000  Blink        00000000
+ControlArea @ 860077c0
+  Segment      89000a70  Flink         00000000  Blink        00000000
   Section Ref         1  Pfn Ref              1  Mapped Views        1
   User Ref            1  WaitForDel           0  Flush Count         0
-  File Object  00000000  ModWriteCount        0  System Views        0
+  File Object  86007850  ModWriteCount        0  System Views        0
   WritableRefs        0
   Flags (80) File
 
-      No name for file
+      \\Users\\Public\\desktop.ini
 
-Segment @ 89000728
-  ControlArea       86006950  ExtendInfo    00000000
+Segment @ 89000a70
+  ControlArea       860077c0  ExtendInfo    00000000
   Total Ptes               2
   Segment Size          2000  Committed            0
-  ProtoPtes         89000754
+  ProtoPtes         89000a9c
   Flags (0)
 
-Subsection 1 @ 860069a0
-  ControlArea  86006950  Starting Sector        0  Number Of Sectors        2
-  Base Pte     89000754  Ptes In Subsect        2  Unused Ptes              0
+Subsection 1 @ 86007810
+  ControlArea  860077c0  Starting Sector        0  Number Of Sectors        2
+  Base Pte     89000a9c  Ptes In Subsect        2  Unused Ptes              0
   Flags               8  Sector Offset          0  Protection               4
 """
 

@@ -96,3 +96,22 @@ def test_ln_follows_the_loader_list_in_memory():
     nt_entry = int(d.execute("dq nt!PsLoadedModuleList L1").split()[1].replace("`", ""), 16)
     d.execute(f"eq {nt_entry + 0x40:x} 0")           # SizeOfImage 0: nothing lies in nt
     assert d.execute("ln fffff800`02c1f368") == ""
+
+
+@pytest.mark.parametrize("target,want", [
+    ("win7-x64", "(000007fe`fefe0000)   ntdll+0x1234\n"),
+    ("win7-x86", "(77fe0000)   ntdll+0x1234\n"),
+])
+def test_ln_in_a_user_module_names_the_module_and_offset(target, want):
+    """User modules have no symbols: an address in one is named module+offset, and dps
+    names pointers into them the same way."""
+    m = kdsim.boot(target, ram="256m", scenario="none")
+    proc = m.nt.spawn("calc.exe")
+    d = m.debugger
+    d.execute(f".process /p /r {proc.ep:x}")
+    assert d.execute("ln ntdll+1234") == want
+    assert d.execute(f"ln {m.nt.sections['ntdll.dll'].base + 0x1234:x}") == want
+    ptr = m.nt.ptr
+    entry = proc.heap + (0x60 if ptr == 8 else 0x30)       # the exe's loader entry
+    dll_base = entry + m.nt.ts.offset_of("_LDR_DATA_TABLE_ENTRY", "DllBase")
+    assert d.execute(f"dps {dll_base:x} L1").rstrip().endswith(" calc")

@@ -16,24 +16,24 @@ HEAD = ("loading PFN database\n"
 
 EXPECTED = {
     "win7-x64": HEAD + (
-        "             Zeroed:    62158 (  248632 kb)\n"
-        "               Free:       53 (     212 kb)\n"
+        "             Zeroed:    62273 (  249092 kb)\n"
+        "               Free:       54 (     216 kb)\n"
         "            Standby:        2 (       8 kb)\n"
         "           Modified:        1 (       4 kb)\n"
         "    ModifiedNoWrite:        0 (       0 kb)\n"
-        "       Active/Valid:     3208 (   12832 kb)\n"
+        "       Active/Valid:     3092 (   12368 kb)\n"
         "         Transition:        0 (       0 kb)\n"
         "         SLIST/Temp:        0 (       0 kb)\n"
         "                Bad:        0 (       0 kb)\n"
         "            Unknown:        0 (       0 kb)\n"
         "              TOTAL:    65422 (  261688 kb)\n"),
     "win7-x86": HEAD + (
-        "             Zeroed:    62781 (  251124 kb)\n"
-        "               Free:       41 (     164 kb)\n"
+        "             Zeroed:    62801 (  251204 kb)\n"
+        "               Free:       42 (     168 kb)\n"
         "            Standby:        2 (       8 kb)\n"
         "           Modified:        1 (       4 kb)\n"
         "    ModifiedNoWrite:        0 (       0 kb)\n"
-        "       Active/Valid:     2597 (   10388 kb)\n"
+        "       Active/Valid:     2576 (   10304 kb)\n"
         "         Transition:        0 (       0 kb)\n"
         "         SLIST/Temp:        0 (       0 kb)\n"
         "                Bad:        0 (       0 kb)\n"
@@ -41,12 +41,54 @@ EXPECTED = {
         "              TOTAL:    65422 (  261688 kb)\n"),
 }
 
+TABLE_HEAD = ("  Building kernel map\n"
+              "  Finished building kernel map\n"
+              "Scanning PFN database - (100% complete) \n"
+              "\n"
+              "  Usage Summary (in Kb):\n"
+              "Control       Valid Standby Dirty Shared Locked PageTables  name\n")
+
+# The default machine's mapped files with pages in memory: each image's header page (and
+# the first code page of ntdll, run by every process; user32's page notepad touched),
+# desktop.ini's page explorer wrote, and the pages setup.exe left on standby when it ended.
+TABLE = {
+    "win7-x64": TABLE_HEAD + (
+        "fffffa8003004010     4      0     0     0     0     0  mapped_file( smss.exe )\n"
+        "fffffa8003004380     8      0     0     8     0     0  mapped_file( ntdll.dll )\n"
+        "fffffa80030046f0     4      0     0     0     0     0  mapped_file( kernel32.dll )\n"
+        "fffffa80030056b0     4      0     0     4     0     0  mapped_file( csrss.exe )\n"
+        "fffffa80030066b0     4      0     0     0     0     0  mapped_file( wininit.exe )\n"
+        "fffffa8003008010     4      0     0     0     0     0  mapped_file( services.exe )\n"
+        "fffffa8003008bd0     4      0     0     0     0     0  mapped_file( lsass.exe )\n"
+        "fffffa80030097d0     4      0     0     4     0     0  mapped_file( svchost.exe )\n"
+        "fffffa800300b010     4      0     0     0     0     0  mapped_file( explorer.exe )\n"
+        "fffffa800300b520     8      0     0     4     0     0  mapped_file( user32.dll )\n"
+        "fffffa800300c6b0     4      0     0     0     0     0  mapped_file( notepad.exe )\n"
+        "fffffa800300d470     4      0     0     0     0     0  mapped_file( desktop.ini )\n"
+        "fffffa800300dde0     0      4     0     0     0     0  mapped_file( setup.exe )\n"),
+    "win7-x86": TABLE_HEAD + (
+        "86000878     4      0     0     0     0     0  mapped_file( smss.exe )\n"
+        "86000a80     8      0     0     8     0     0  mapped_file( ntdll.dll )\n"
+        "86000c88     4      0     0     0     0     0  mapped_file( kernel32.dll )\n"
+        "860034e8     4      0     0     4     0     0  mapped_file( csrss.exe )\n"
+        "86003b70     4      0     0     0     0     0  mapped_file( wininit.exe )\n"
+        "86004878     4      0     0     0     0     0  mapped_file( services.exe )\n"
+        "86004f08     4      0     0     0     0     0  mapped_file( lsass.exe )\n"
+        "860055b8     4      0     0     4     0     0  mapped_file( svchost.exe )\n"
+        "860063b0     4      0     0     0     0     0  mapped_file( explorer.exe )\n"
+        "86006680     8      0     0     4     0     0  mapped_file( user32.dll )\n"
+        "86007058     4      0     0     0     0     0  mapped_file( notepad.exe )\n"
+        "860077c0     4      0     0     0     0     0  mapped_file( desktop.ini )\n"
+        "86007d08     0      4     0     0     0     0  mapped_file( setup.exe )\n"),
+}
+
 ROW = re.compile(r" *([A-Za-z/]+): +(\d+) \( *(\d+) kb\)")
 
 
 def rows(text: str) -> dict[str, int]:
+    """The summary's counts (the lines before the usage table)."""
     out = {}
-    for line in text.splitlines()[3:]:
+    for line in text.split(TABLE_HEAD)[0].splitlines()[3:]:
         g = ROW.fullmatch(line)
         assert g, line
         assert int(g[3]) == 4 * int(g[2])
@@ -62,8 +104,54 @@ def machine(request):
 @pytest.mark.parametrize("target", sorted(EXPECTED))
 def test_memusage_output_matches_windbgs_layout(target):
     m = kdsim.boot(target, ram="256m")
-    assert m.debugger.execute("!memusage") == EXPECTED[target]
+    assert m.debugger.execute("!memusage") == EXPECTED[target] + TABLE[target]
     assert m.debugger.execute("!memusage 8") == EXPECTED[target]
+    assert m.debugger.execute("!memusage 1") == EXPECTED[target]
+
+
+def _table(out: str) -> dict[int, tuple]:
+    """Control area -> (valid, standby, dirty, shared, locked, page tables, name)."""
+    found = {}
+    for line in out.split(TABLE_HEAD)[1].splitlines():
+        g = re.fullmatch(r"([0-9a-f]+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+)  "
+                         r"mapped_file\( (.*) \)", line)
+        assert g, line
+        found[int(g[1], 16)] = tuple(int(x) for x in g.groups()[1:7]) + (g[8],)
+    return found
+
+
+def test_usage_table_is_the_memory_managers_section_pages(machine):
+    """Each row counts, in KB, the pages whose PFN entries point at one of the section's
+    prototype PTEs: active (and those with more than one PTE mapping them), standby,
+    modified; sections of mapped files only, each named by its file."""
+    nt = machine.nt
+    table = _table(machine.debugger.execute("!memusage"))
+    lay = nt.pfn.lay
+    words = nt.pfn.e[lay.location.word][:nt.highest_pfn + 1].astype(np.int64)
+    location = (words >> lay.location.shift) & lay.location.mask
+    pte = nt.pfn.e["pte"][:nt.highest_pfn + 1].astype(np.uint64)
+    share = nt.pfn.e["u2"][:nt.highest_pfn + 1].astype(np.int64)
+    expected = {}
+    for sec in nt.sections.values():
+        inside = (pte >= np.uint64(sec.proto)) & \
+            (pte < np.uint64(sec.proto + sec.pages * sec.pte_size))
+        valid = inside & (location == P.ACTIVE)
+        counts = (int(valid.sum()), int((inside & (location == P.STANDBY)).sum()),
+                  int((inside & (location == P.MODIFIED)).sum()),
+                  int((valid & (share > 1)).sum()))
+        if sec.kind != "pagefile" and any(counts):
+            expected[sec.ca] = tuple(4 * c for c in counts) + (0, 0, sec.path.split("\\")[-1])
+    assert table == expected
+
+
+def test_a_name_that_cannot_be_read_says_so():
+    m = kdsim.boot("win7-x64", ram="256m")
+    nt, d = m.nt, m.debugger
+    sec = nt.sections["explorer.exe"]
+    buf = nt.ts.field("_FILE_OBJECT", "FileName.Buffer")
+    d.execute(f"eq {sec.file_object + buf.offset:x} fffff8a0dead0000")
+    line = next(x for x in d.execute("!memusage").splitlines() if x.startswith(f"{sec.ca:x}"))
+    assert line.endswith("mapped_file( Can't read file name buffer at fffff8a0dead0000 )")
 
 
 def test_counts_are_the_list_heads_and_the_physical_pages(machine):

@@ -33,101 +33,101 @@ def _user_page(m):
 # (role, pfn, text): role says which page it is, checked against the memory manager below.
 EXPECTED = {
     "win7-x64": [
-        ("page table", 0x148,
-         "    PFN 00000148 at address FFFFFA8000003D80\n"
+        ("page table", 0x156,
+         "    PFN 00000156 at address FFFFFA8000004020\n"
          "    flink       00000000  blink / share count 00000009  pteaddress FFFFF6FB40000008\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000134  Active             \n"
+         "    restore pte 00000080  containing page 000140  Active             \n"
          "                            \n"),
-        ("user page", 0x147,
-         "    PFN 00000147 at address FFFFFA8000003D50\n"
-         "    flink       0000000A  blink / share count 00000001  pteaddress FFFFF68000001080\n"
+        ("user page", 0x155,
+         "    PFN 00000155 at address FFFFFA8000003FF0\n"
+         "    flink       0000000B  blink / share count 00000001  pteaddress FFFFF68000001080\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000148  Active     M       \n"
+         "    restore pte 00000080  containing page 000156  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x193,
-         "    PFN 00000193 at address FFFFFA8000004B90\n"
-         "    flink       00000194  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
+        (P.ZEROED, 0x1A2,
+         "    PFN 000001A2 at address FFFFFA8000004E60\n"
+         "    flink       000001A3  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
-        (P.FREE, 0x145,
-         "    PFN 00000145 at address FFFFFA8000003CF0\n"
-         "    flink       00000150  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
+        (P.FREE, 0x153,
+         "    PFN 00000153 at address FFFFFA8000003F90\n"
+         "    flink       0000015E  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A000000351\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000004  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x158,
-         "    PFN 00000158 at address FFFFFA8000004080\n"
-         "    flink       00000177  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001080\n"
+        (P.STANDBY, 0x166,
+         "    PFN 00000166 at address FFFFFA8000004320\n"
+         "    flink       00000185  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001080\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000020  containing page 000159  Standby            \n"
+         "    restore pte 00000020  containing page 000167  Standby            \n"
          "                            \n"),
-        (P.MODIFIED, 0x156,
-         "    PFN 00000156 at address FFFFFA8000004020\n"
+        (P.MODIFIED, 0x164,
+         "    PFN 00000164 at address FFFFFA80000042C0\n"
          "    flink       FFFFFFFFFFFFFFFF  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000155  Modified   M       \n"
+         "    restore pte 00000080  containing page 000163  Modified   M       \n"
          "    Modified                \n"),
     ],
     "win7-x86": [
-        ("page table", 0x67,
-         "    PFN 00000067 at address 840009A8\n"
-         "    flink       00000000  blink / share count 00000009  pteaddress C0300000\n"
+        ("page table", 0x71,
+         "    PFN 00000071 at address 84000A98\n"
+         "    flink       00000000  blink / share count 0000000A  pteaddress C0300000\n"
          "    reference count 0001   Cached     color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000062  Active             \n"
+         "    restore pte 00000080  containing page 00006C  Active             \n"
          "                            \n"),
-        ("user page", 0x72,
-         "    PFN 00000072 at address 84000AB0\n"
-         "    flink       00000009  blink / share count 00000001  pteaddress C0000840\n"
+        ("user page", 0x7D,
+         "    PFN 0000007D at address 84000BB8\n"
+         "    flink       0000000A  blink / share count 00000001  pteaddress C0000840\n"
          "    reference count 0001   Cached     color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000067  Active     M       \n"
+         "    restore pte 00000080  containing page 000071  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x10d,
-         "    PFN 0000010D at address 84001938\n"
-         "    flink       0000010E  blink / share count FFFFFFFF  pteaddress 00000000\n"
+        (P.ZEROED, 0x119,
+         "    PFN 00000119 at address 84001A58\n"
+         "    flink       0000011A  blink / share count FFFFFFFF  pteaddress 00000000\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
-        (P.FREE, 0x70,
-         "    PFN 00000070 at address 84000A80\n"
-         "    flink       0000007A  blink / share count FFFFFFFF  pteaddress 89000181\n"
+        (P.FREE, 0x7B,
+         "    PFN 0000007B at address 84000B88\n"
+         "    flink       00000085  blink / share count FFFFFFFF  pteaddress 890001F1\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000003  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x81,
-         "    PFN 00000081 at address 84000C18\n"
-         "    flink       00000097  blink / share count FFFFFFFF  pteaddress C0000840\n"
+        (P.STANDBY, 0x8C,
+         "    PFN 0000008C at address 84000D20\n"
+         "    flink       00000103  blink / share count FFFFFFFF  pteaddress C0000840\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
-         "    restore pte 00000020  containing page 00005C  Standby            \n"
+         "    restore pte 00000020  containing page 000065  Standby            \n"
          "                            \n"),
-        (P.MODIFIED, 0x7f,
-         "    PFN 0000007F at address 84000BE8\n"
+        (P.MODIFIED, 0x8A,
+         "    PFN 0000008A at address 84000CF0\n"
          "    flink       FFFFFFFF  blink / share count FFFFFFFF  pteaddress C0000844\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000053  Modified   M       \n"
+         "    restore pte 00000080  containing page 00005A  Modified   M       \n"
          "    Modified                \n"),
     ],
     # Server 2003: the pre-Vista debugger's lines 3-5 (MSD-pfn's x86 sample).
     "wrk-x86": [
         ("page table", 0x9,
          "    PFN 00000009 at address 810000D8\n"
-         "    flink       00000000  blink / share count 00000002  pteaddress C0300000\n"
-         "    reference count 0001                                 color 0\n"
-         "    restore pte 00000080  containing page        000005  Active   \n"
-         " \n"),
-        ("user page", 0x11,
-         "    PFN 00000011 at address 81000198\n"
-         "    flink       00000006  blink / share count 00000001  pteaddress C0000D00\n"
-         "    reference count 0001                                 color 0\n"
-         "    restore pte 00000080  containing page        000009  Active     M     \n"
-         "    Modified          \n"),
-        (P.ZEROED, 0x12,
+         "    flink       00000000  blink / share count 00000003  pteaddress C0300000\n"
+         "    reference count 0001   Cached     color 0   Priority 3\n"
+         "    restore pte 00000080  containing page 000005  Active             \n"
+         "                            \n"),
+        ("user page", 0x12,
          "    PFN 00000012 at address 810001B0\n"
-         "    flink       00000013  blink / share count FFFFFFFF  pteaddress 00000000\n"
-         "    reference count 0000                                 color 0\n"
-         "    restore pte 00000000  containing page        000000  Zeroed   \n"
-         " \n"),
+         "    flink       00000007  blink / share count 00000001  pteaddress C0000D00\n"
+         "    reference count 0001   Cached     color 0   Priority 3\n"
+         "    restore pte 00000080  containing page 000009  Active     M       \n"
+         "    Modified                \n"),
+        (P.ZEROED, 0x13,
+         "    PFN 00000013 at address 810001C8\n"
+         "    flink       00000014  blink / share count FFFFFFFF  pteaddress 00000000\n"
+         "    reference count 0000   Cached     color 0   Priority 3\n"
+         "    restore pte 00000000  containing page 000000  Zeroed             \n"
+         "                            \n"),
     ],
 }
 
@@ -156,7 +156,7 @@ def test_the_expected_pages_are_what_the_memory_manager_says(machines, target):
 
 def test_x64_sample_of_the_reference_spacing(machines):
     """The x64 Active+Modified lines have the reference's exact spacing (RF2)."""
-    out = machines["win7-x64"].debugger.execute("!pfn 147").splitlines()
+    out = machines["win7-x64"].debugger.execute("!pfn 154").splitlines()
     assert out[2].startswith("    reference count 0001    used entry count  0000      Cached    color 0")
     assert out[3].endswith("  Active     M       ")
     assert out[4] == "    Modified                "

@@ -81,8 +81,8 @@ def test_process_0_1_on_win7_x64():
         "**** NT ACTIVE PROCESS DUMP ****\n"
         + _x64_block("fffffa8003000290", "0004", "0000", "03200000", "System",
                      "0000000000000000", 0, 0, 0, 0, 0, 0) + "\n"
-        + _x64_block("fffffa8003000860", "0100", "0004", "00007000", "calc.exe",
-                     "fffffa8003000d40", 9, 7, 7, 2, 6, 9) + "\n")
+        + _x64_block("fffffa8003000860", "0100", "0004", "00008000", "calc.exe",
+                     "fffffa8003000d40", 9, 8, 8, 2, 7, 16) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +92,10 @@ def win7():
 
 def test_process_address_7_on_win7_x64(win7):
     notepad = win7.nt.scenario["processes"]["notepad"]
-    assert notepad.ep == 0xfffffa800300a440
-    assert win7.debugger.execute("!process fffffa800300a440 7") == _x64_block(
-        "fffffa800300a440", "02b8", "0278", "0012c000", "notepad.exe", "fffffa800300ae60",
-        13, 17, 22, 2, 21, 25) + "\nNo active threads\n"
+    assert notepad.ep == 0xfffffa800300c040
+    assert win7.debugger.execute("!process fffffa800300c040 7") == _x64_block(
+        "fffffa800300c040", "02b8", "0278", "00137000", "notepad.exe", "fffffa800300cbc0",
+        13, 18, 23, 2, 22, 38) + "\nNo active threads\n"
 
 
 WRK_SYSTEM_1 = (
@@ -130,14 +130,14 @@ WRK_MEMORYALLOC_1 = (
     "    KernelTime                        00:00:00.000\n"
     "    QuotaPoolUsage[PagedPool]         0\n"
     "    QuotaPoolUsage[NonPagedPool]      0\n"
-    "    Working Set Sizes (now,min,max)  (7, 50, 345) (28KB, 200KB, 1380KB)\n"
-    "    PeakWorkingSetSize                7\n"
+    "    Working Set Sizes (now,min,max)  (8, 50, 345) (32KB, 200KB, 1380KB)\n"
+    "    PeakWorkingSetSize                8\n"
     "    VirtualSize                       2 Mb\n"
     "    PeakVirtualSize                   2 Mb\n"
-    "    PageFaultCount                    6\n"
+    "    PageFaultCount                    7\n"
     "    MemoryPriority                    BACKGROUND\n"
     "    BasePriority                      0\n"
-    "    CommitCharge                      24\n")
+    "    CommitCharge                      33\n")
 
 
 def test_process_0_1_on_the_workshop_machine(wrk):
@@ -255,7 +255,7 @@ def test_values_are_read_from_the_eprocess():
            "    QuotaPoolUsage[NonPagedPool]      14592\n" in out
     assert "    MemoryPriority                    FOREGROUND\n" \
            "    BasePriority                      8\n" \
-           "    CommitCharge                      9\n" \
+           "    CommitCharge                      16\n" \
            "    Job                               fffffa8000002000\n" in out
     d.execute(f"eq {at('CreateTime')} {created + 1:x}")              # after "now"
     assert "    ElapsedTime                       <Invalid>\n" in d.execute(f"!process {ep:x} 1")
@@ -271,12 +271,12 @@ def test_a_thread_on_the_list_is_walked_from_guest_memory():
     d.execute(f"ed {ep + ts.offset_of('_EPROCESS', 'ActiveThreads'):x} 1")
     out = d.execute(f"!process {ep:x} 7")
     assert "No active threads" not in out
-    assert out.endswith(f"CommitCharge                      24\n\n        kdsim: thread list "
+    assert out.endswith(f"CommitCharge                      33\n\n        kdsim: thread list "
                         f"entry {entry:08x} (the symbols have no _ETHREAD to show it with)\n")
 
 
 @pytest.mark.parametrize("target,bad,other", [
-    ("win7-x64", "0000000000001234", "fffffa800300a448"),
+    ("win7-x64", "0000000000001234", "fffffa800300c048"),
     ("wrk-x86", "00001234", "fb000498"),
 ])
 def test_bad_input(target, bad, other):

@@ -19,32 +19,31 @@ EXPECTED = {
     "win7-x64": {
         0: ("                                           VA 0000000000210000\n"
             "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF68000001080\n"
-            "contains 000000000013F867  contains 0000000000142867  contains 0000000000156867  contains 8000000000155867\n"
-            "pfn 13f       ---DA--UWEV  pfn 142       ---DA--UWEV  pfn 156       ---DA--UWEV  pfn 155       ---DA--UW-V\n"),
+            "contains 000000000014B867  contains 000000000014E867  contains 0000000000164867  contains 8000000000163867\n"
+            "pfn 14b       ---DA--UWEV  pfn 14e       ---DA--UWEV  pfn 164       ---DA--UWEV  pfn 163       ---DA--UW-V\n"),
         0x8000: ("                                           VA 0000000000218000\n"
-            "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF680000010C0\n"
-            "contains 000000000013F867  contains 0000000000142867  contains 0000000000156867  contains 0000000000000080\n"
-            "pfn 13f       ---DA--UWEV  pfn 142       ---DA--UWEV  pfn 156       ---DA--UWEV  not valid\n"
-            "                                                                                  DemandZero\n"
-            "                                                                                  Protect: 4 - ReadWrite\n"),
+                 "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF680000010C0\n"
+                 "contains 000000000014B867  contains 000000000014E867  contains 0000000000164867  contains 0000000000000080\n"
+                 "pfn 14b       ---DA--UWEV  pfn 14e       ---DA--UWEV  pfn 164       ---DA--UWEV  not valid\n"
+                 + " " * 82 + "DemandZero\n" + " " * 82 + "Protect: 4 - ReadWrite\n"),
     },
     "win7-x86pae": {
         0x2000: ("                    VA 00212000\n"
                  "PDE at C0600008            PTE at C0001090\n"
-                 "contains 0000000000100867  contains 0000000100000080\n"
-                 "pfn 100       ---DA--UWEV  not valid\n"
+                 "contains 000000000010B867  contains 0000000100000080\n"
+                 "pfn 10b       ---DA--UWEV  not valid\n"
                  + " " * 28 + "PageFile:  0\n" + " " * 28 + "Offset: 1\n"
                  + " " * 28 + "Protect: 4 - ReadWrite\n"),
     },
     "win7-x86": {
         0: ("                 VA 00210000\n"
             "PDE at C0300000         PTE at C0000840\n"
-            "contains 00075867       contains 00080867\n"
-            "pfn 75    ---DA--UWEV   pfn 80    ---DA--UWEV\n"),
+            "contains 0007F867       contains 0008B867\n"
+            "pfn 7f    ---DA--UWEV   pfn 8b    ---DA--UWEV\n"),
         0xC000: ("                 VA 0021c000\n"
                  "PDE at C0300000         PTE at C0000870\n"
-                 "contains 00075867       contains 00000000\n"
-                 "pfn 75    ---DA--UWEV   not valid\n"),
+                 "contains 0007F867       contains 00000000\n"
+                 "pfn 7f    ---DA--UWEV   not valid\n"),
     },
 }
 

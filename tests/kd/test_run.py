@@ -87,24 +87,24 @@ def test_a_breakpoint_in_the_fault_path_and_the_stack_it_stops_on(pae):
     assert d.execute("!process -1 0").splitlines()[-1] == "    Image: pagefault.exe"
     assert d.execute("kn") == (
         " # ChildEBP RetAddr\n"
-        "00 86006f74 82a2f0dc nt!MmAccessFault\n"
-        "01 86006f7c 00401c20 nt!KiTrap0E+0xdc\n"
-        "02 0010ff88 77fd3c45 0x401c20\n"
-        "03 0010ffc8 780437f5 0x77fd3c45\n"
-        "04 0010ffe0 00000000 0x780437f5\n")
+        "00 86007f74 82a2f0dc nt!MmAccessFault\n"
+        "01 86007f7c 00401c20 nt!KiTrap0E+0xdc\n"
+        "02 0010ff88 77fc3c45 pagefault+0x1c20\n"
+        "03 0010ffc8 77fe37f5 kernel32+0x3c45\n"
+        "04 0010ffe0 00000000 ntdll+0x37f5\n")
     assert d.execute("k").splitlines()[:2] == [
-        "ChildEBP RetAddr", "86006f74 82a2f0dc nt!MmAccessFault"]
+        "ChildEBP RetAddr", "86007f74 82a2f0dc nt!MmAccessFault"]
     assert d.execute("r") == (
         "eax=00000000 ebx=00000000 ecx=00000000 edx=00000000 esi=00000000 edi=00000000\n"
-        "eip=82a33000 esp=86006f78 ebp=86006f7c iopl=0         nv up ei pl nz na po nc\n"
+        "eip=82a33000 esp=86007f78 ebp=86007f7c iopl=0         nv up ei pl nz na po nc\n"
         "cs=0008  ss=0010  ds=0023  es=0023  fs=0030  gs=0000             efl=00000202\n"
         "nt!MmAccessFault:\n"
         "82a33000 8bff            mov     edi,edi\n")
     # The walk is what memory holds: the return address at esp, the EBP chain, and the
     # trap frame's DbgEbp/DbgEip at its first two dwords.
-    assert d.execute("dd @esp L1") == "86006f78  82a2f0dc\n"
-    assert d.execute("dd @ebp L2") == "86006f7c  0010ff88 00401c20\n"
-    assert d.execute("dd 0010ff88 L2") == "0010ff88  0010ffc8 77fd3c45\n"
+    assert d.execute("dd @esp L1") == "86007f78  82a2f0dc\n"
+    assert d.execute("dd @ebp L2") == "86007f7c  0010ff88 00401c20\n"
+    assert d.execute("dd 0010ff88 L2") == "0010ff88  0010ffc8 77fc3c45\n"
     assert d.execute("!pte @cr2").splitlines()[-1] == "not valid"
     # The debugger's int 3s are gone while the machine is stopped.
     assert d.execute("db nt!MmAccessFault L5") == \
@@ -119,8 +119,8 @@ def test_the_demand_zero_cycle_under_breakpoints(pae):
     d.execute("bp nt!MiResolveDemandZeroFault")
     assert d.execute("g").startswith("Breakpoint 0 hit\n")       # VirtualAlloc(MEM_RESERVE)
     assert d.execute("kn").splitlines()[1:3] == [
-        "00 86006f74 82a3112a nt!NtAllocateVirtualMemory",
-        "01 86006f7c 780264f0 nt!KiFastCallEntry+0x12a"]
+        "00 86007f74 82a3112a nt!NtAllocateVirtualMemory",
+        "01 86007f7c 77fe64f0 nt!KiFastCallEntry+0x12a"]
     assert d.execute("!sim.alloc pagefault.exe 1000") == (
         "kdsim: a guest thread is stopped inside the memory manager; let it finish (g) "
         "before driving the machine\n")
@@ -133,13 +133,13 @@ def test_the_demand_zero_cycle_under_breakpoints(pae):
                         "                            Protect: 4 - ReadWrite"]
     assert d.execute("kn") == (
         " # ChildEBP RetAddr\n"
-        "00 86006ee4 82a352f7 nt!MiResolveDemandZeroFault\n"
-        "01 86006f2c 82a34dc1 nt!MiDispatchFault+0x2f7\n"
-        "02 86006f74 82a2f0dc nt!MmAccessFault+0x1dc1\n"
-        "03 86006f7c 00401c20 nt!KiTrap0E+0xdc\n"
-        "04 0010ff88 77fd3c45 0x401c20\n"
-        "05 0010ffc8 780437f5 0x77fd3c45\n"
-        "06 0010ffe0 00000000 0x780437f5\n")
+        "00 86007ee4 82a352f7 nt!MiResolveDemandZeroFault\n"
+        "01 86007f2c 82a34dc1 nt!MiDispatchFault+0x2f7\n"
+        "02 86007f74 82a2f0dc nt!MmAccessFault+0x1dc1\n"
+        "03 86007f7c 00401c20 nt!KiTrap0E+0xdc\n"
+        "04 0010ff88 77fc3c45 pagefault+0x1c20\n"
+        "05 0010ffc8 77fe37f5 kernel32+0x3c45\n"
+        "06 0010ffe0 00000000 ntdll+0x37f5\n")
     assert d.execute("g").startswith("Breakpoint 0 hit\n")       # page 2's MEM_COMMIT
     assert d.execute("!pte 210000").splitlines()[-1].startswith("pfn ")
     assert d.execute("db 210000 L4") == "00210000  61 61 61 61                                      aaaa\n"
@@ -187,9 +187,9 @@ def test_x64_stack_walk_uses_frame_sizes_and_the_machine_frame(x64):
         "01 fffffa80`0300acf0 fffff800`02a34dc1 nt!MiDispatchFault+0x2f7\n"
         "02 fffffa80`0300adb0 fffff800`02a2f16e nt!MmAccessFault+0x1dc1\n"
         "03 fffffa80`0300ae90 00000001`3f001c20 nt!KiPageFault+0x16e\n"
-        "04 00000000`0010ff40 000007fe`fefd3c45 0x13f001c20\n"
-        "05 00000000`0010ff70 000007fe`ff0437f5 0x7fefefd3c45\n"
-        "06 00000000`0010ffa0 00000000`00000000 0x7feff0437f5\n")
+        "04 00000000`0010ff40 000007fe`fefc3c45 pagefault+0x1c20\n"
+        "05 00000000`0010ff70 000007fe`fefe37f5 kernel32+0x3c45\n"
+        "06 00000000`0010ffa0 00000000`00000000 ntdll+0x37f5\n")
     assert d.execute("dq @rsp L1") == "fffffa80`0300ace8  fffff800`02a352f7\n"
     assert d.execute("r rip") == "rip=fffff80002a37000\n"
     assert d.execute("r cr2") == "cr2=0000000000210000\n"

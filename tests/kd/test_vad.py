@@ -45,21 +45,29 @@ def test_vad_of_explorer_on_x64(x64):
     d = on(x64, x64.nt.scenario["processes"]["explorer"])
     assert d.execute("!vad") == lines(
         'VAD             level      start      end    commit',
-        'fffffa8003009940 ( 3)         10      10f         2 Private      READWRITE',
-        'fffffa8003009990 ( 2)        110      20f         4 Private      READWRITE',
-        'fffffa800300b300 ( 3)        210      210         1 Private      READONLY',
-        'fffffa8003009850 ( 1)      7ffe0    7ffef         0 Private      READONLY',
-        'fffffa8003009b50 ( 3)     13f000   13f012         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa800300a380 ( 2)   7fefef60 7fefef70         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa800300a180 ( 3)   7fefef80 7fefef90         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa8003009f00 ( 0)   7fefefa0 7fefefa8         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa8003009d00 ( 3)   7fefefb0 7fefefba         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa8003009c70 ( 2)   7fefefc0 7fefefd1         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa8003009be0 ( 1)   7fefefe0 7fefeff0         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fffffa800300b2b0 ( 3)   7ffffed0 7fffffcf         5 Private      READWRITE',
-        'fffffa800300b6b0 ( 4)   7fffffd0 7fffffd1         0 Mapped       READWRITE',
-        'fffffa80030098f0 ( 2)   7fffffdd 7fffffde         2 Private      READWRITE',
-        'fffffa80030098a0 ( 3)   7fffffdf 7fffffdf         1 Private      READWRITE',
+        'fffffa800300aef0 ( 3)         10      10f         2 Private      READWRITE',
+        'fffffa800300af40 ( 2)        110      20f         4 Private      READWRITE',
+        'fffffa800300d190 ( 3)        210      210         1 Private      READONLY',
+        'fffffa800300ae00 ( 1)      7ffe0    7ffef         0 Private      READONLY',
+        'fffffa800300b2e0 ( 3)     13f000   13f012         2 Mapped  Exe  '
+        'EXECUTE_WRITECOPY  \\Windows\\explorer.exe',
+        'fffffa800300bee0 ( 2)   7fefef60 7fefef70         2 Mapped  Exe  '
+        'EXECUTE_WRITECOPY  \\Windows\\System32\\shell32.dll',
+        'fffffa800300bb70 ( 3)   7fefef80 7fefef90         2 Mapped  Exe  '
+        'EXECUTE_WRITECOPY  \\Windows\\System32\\gdi32.dll',
+        'fffffa800300b800 ( 0)   7fefefa0 7fefefa8         1 Mapped  Exe  '
+        'EXECUTE_WRITECOPY  \\Windows\\System32\\user32.dll',
+        'fffffa800300b490 ( 3)   7fefefb0 7fefefba         2 Mapped  Exe  '
+        'EXECUTE_WRITECOPY  \\Windows\\System32\\KernelBase.dll',
+        'fffffa800300b400 ( 2)   7fefefc0 7fefefd1         1 Mapped  Exe  '
+        'EXECUTE_WRITECOPY  \\Windows\\System32\\kernel32.dll',
+        'fffffa800300b370 ( 1)   7fefefe0 7fefeff0         3 Mapped  Exe  '
+        'EXECUTE_WRITECOPY  \\Windows\\System32\\ntdll.dll',
+        'fffffa800300d140 ( 3)   7ffffed0 7fffffcf         5 Private      READWRITE',
+        'fffffa800300d6b0 ( 4)   7fffffd0 7fffffd1         0 Mapped       '
+        'READWRITE          \\Users\\Public\\desktop.ini',
+        'fffffa800300aea0 ( 2)   7fffffdd 7fffffde         2 Private      READWRITE',
+        'fffffa800300ae50 ( 3)   7fffffdf 7fffffdf         1 Private      READWRITE',
         '',
         'Total VADs:    15  average level:    3  maximum depth: 4')
 
@@ -69,27 +77,29 @@ def test_vad_detail_of_an_image_view_with_its_control_area_on_x64(x64):
     kernel32 = x64.nt.sections["kernel32.dll"].base
     assert d.execute(f"!vad {kernel32:x} 1") == lines(
         '',
-        'VAD @ fffffa8003009c70',
-        '  Start VPN:      7fefefc0  End VPN: 7fefefd1  Control Area:  fffffa8003004410',
-        '  First ProtoPte: fffff8a000000228  Last PTE fffff8a0000002b0  '
-        'Commit Charge         0 (0.)',
+        'VAD @ fffffa800300b400',
+        '  Start VPN:      7fefefc0  End VPN: 7fefefd1  Control Area:  fffffa80030046f0',
+        '  First ProtoPte: fffff8a0000002c8  Last PTE fffff8a000000350  '
+        'Commit Charge         1 (1.)',
         '  Secured.Flink          0  Blink           0  Banked/Extend:        0',
         '  File Offset   0',
         '   ImageMap EXECUTE_WRITECOPY',
         '',
-        'ControlArea  @ fffffa8003004410',
-        '  Segment      fffff8a0000001e0  Flink      0000000000000000  '
-        'Blink        0000000000000000',
+        'ControlArea  @ fffffa80030046f0',
+        '  Segment      fffff8a000000280  Flink      0000000000000000  Blink        '
+        '0000000000000000',
         '  Section Ref                 1  Pfn Ref                   1  '
         'Mapped Views                a',
         '  User Ref                    a  WaitForDel                0  '
         'Flush Count                 0',
-        '  File Object  0000000000000000  ModWriteCount             0  '
+        '  File Object  fffffa8003004890  ModWriteCount             0  '
         'System Views                0',
         '  WritableRefs                0  ',
-        '  Flags (20) Image ')
+        '  Flags (a0) Image File ',
+        '',
+        '      \\Windows\\System32\\kernel32.dll')
     # The node address gives the same block as a user address inside the view.
-    assert d.execute("!vad fffffa8003009c70 1") == d.execute(f"!vad {kernel32 + 0x5123:x} 1")
+    assert d.execute("!vad fffffa800300b400 1") == d.execute(f"!vad {kernel32 + 0x5123:x} 1")
 
 
 def test_vad_detail_of_a_private_reservation_on_x64(x64):
@@ -97,7 +107,7 @@ def test_vad_detail_of_a_private_reservation_on_x64(x64):
     heap = x64.nt.scenario["names"]["ex_heap"]
     assert d.execute(f"!vad {heap:x} 1") == lines(
         '',
-        'VAD @ fffffa800300b2b0',
+        'VAD @ fffffa800300d140',
         '  Start VPN:      7ffffed0  End VPN: 7fffffcf  Control Area:  0000000000000000',
         '  First ProtoPte: 0000000000000000  Last PTE 0000000000000000  '
         'Commit Charge         5 (5.)',
@@ -111,7 +121,7 @@ def test_vad_with_a_user_address_prints_that_vads_row(x64):
     d = on(x64, x64.nt.scenario["processes"]["explorer"])
     assert d.execute("!vad 7ffe0123") == lines(
         'VAD             level      start      end    commit',
-        'fffffa8003009850 ( 1)      7ffe0    7ffef         0 Private      READONLY',
+        'fffffa800300ae00 ( 1)      7ffe0    7ffef         0 Private      READONLY',
         '',
         'Total VADs:     1  average level:    1  maximum depth: 1')
 
@@ -122,11 +132,15 @@ def test_vad_of_the_workshop_process_on_wrk_x86(wrk):
         'VAD     level      start      end    commit',
         'fb000770 ( 3)         10      10f         2 Private      READWRITE',
         'fb000790 ( 2)        110      20f         4 Private      READWRITE',
-        'fb000b70 ( 3)        340      34f        16 Private      READWRITE',
-        'fb000870 ( 1)        400      410         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000b40 ( 3)      77fb0    77fba         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000a50 ( 2)      77fc0    77fd1         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000960 ( 3)      77fe0    77ff0         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fb000f08 ( 3)        340      34f        16 Private      READWRITE',
+        'fb000970 ( 1)        400      410         3 Mapped  Exe  EXECUTE_WRITECOPY  '
+        '\\Documents and Settings\\All Users\\MemoryAlloc.exe',
+        'fb000ed8 ( 3)      77fb0    77fba         2 Mapped  Exe  EXECUTE_WRITECOPY  '
+        '\\WINDOWS\\system32\\KernelBase.dll',
+        'fb000d08 ( 2)      77fc0    77fd1         1 Mapped  Exe  EXECUTE_WRITECOPY  '
+        '\\WINDOWS\\system32\\kernel32.dll',
+        'fb000b38 ( 3)      77fe0    77ff0         3 Mapped  Exe  EXECUTE_WRITECOPY  '
+        '\\WINDOWS\\system32\\ntdll.dll',
         'fb000750 ( 0)      7ffde    7ffde         1 Private      READWRITE',
         'fb000730 ( 1)      7ffdf    7ffdf         1 Private      READWRITE',
         'fb000710 ( 2)      7ffe0    7ffef         0 Private      READONLY',
@@ -135,7 +149,7 @@ def test_vad_of_the_workshop_process_on_wrk_x86(wrk):
     # The workshop's region: reserved, then committed whole (16 pages) and written.
     assert d.execute("!vad 340000 1") == lines(
         '',
-        'VAD @ fb000b70',
+        'VAD @ fb000f08',
         '  Start VPN:           340  End VPN:      34f  Control Area:  00000000',
         '  First ProtoPte: 00000000  Last PTE 00000000  Commit Charge        10 (16.)',
         '  Secured.Flink          0  Blink           0  Banked/Extend:        0',
@@ -148,9 +162,9 @@ def test_vad_detail_of_an_image_on_wrk_x86_reads_the_vads_control_area(wrk):
     d = on(wrk, wrk.nt.scenario["processes"]["MemoryAlloc"])
     assert d.execute("!vad 400000 1") == lines(
         '',
-        'VAD @ fb000870',
+        'VAD @ fb000970',
         '  Start VPN:           400  End VPN:      410  Control Area:  fb0007b0',
-        '  First ProtoPte: e1000070  Last PTE e10000b0  Commit Charge         0 (0.)',
+        '  First ProtoPte: e1000070  Last PTE e10000b0  Commit Charge         3 (3.)',
         '  Secured.Flink          0  Blink           0  Banked/Extend:        0',
         '  File Offset   0',
         '   ImageMap EXECUTE_WRITECOPY',
@@ -159,9 +173,11 @@ def test_vad_detail_of_an_image_on_wrk_x86_reads_the_vads_control_area(wrk):
         '  Segment      e1000038  Flink      00000000  Blink        00000000',
         '  Section Ref         1  Pfn Ref           1  Mapped Views        1',
         '  User Ref            1  WaitForDel        0  Flush Count         0',
-        '  File Object  00000000  ModWriteCount     0  System Views        0',
+        '  File Object  fb000888  ModWriteCount     0  System Views        0',
         '  WritableRefs        0  ',
-        '  Flags (20) Image ')
+        '  Flags (a0) Image File ',
+        '',
+        '      \\Documents and Settings\\All Users\\MemoryAlloc.exe')
 
 
 def test_pagefile_backed_section_on_win7_x86(x86):
@@ -169,15 +185,15 @@ def test_pagefile_backed_section_on_win7_x86(x86):
     shm = x86.nt.scenario["names"]["shm_services"]
     assert d.execute(f"!vad {shm:x}") == lines(
         'VAD     level      start      end    commit',
-        '860068c0 ( 3)      7ffd0    7ffd3         0 Mapped       READWRITE          '
+        '86007730 ( 3)      7ffd0    7ffd3         0 Mapped       READWRITE          '
         'Pagefile-backed section',
         '',
         'Total VADs:     1  average level:    3  maximum depth: 3')
     assert d.execute(f"!vad {shm:x} 1").endswith(lines(
         '   READWRITE',
         '',
-        'ControlArea  @ 86006848',
-        '  Segment      890006e0  Flink      00000000  Blink        00000000',
+        'ControlArea  @ 860076b8',
+        '  Segment      89000a28  Flink      00000000  Blink        00000000',
         '  Section Ref         1  Pfn Ref           1  Mapped Views        2',
         '  User Ref            2  WaitForDel        0  Flush Count         0',
         '  File Object  00000000  ModWriteCount     0  System Views        0',

@@ -44,7 +44,7 @@ Free System PTEs:           65536 (     262144 Kb)
 Modified Pages:                 1 (          4 Kb)
 Modified PF Pages:              1 (          4 Kb)
 Modified No Write Pages:        0 (          0 Kb)
-NonPagedPool Usage:            13 (         52 Kb)
+NonPagedPool Usage:            15 (         60 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)
 NonPagedPool Max:           49066 (     196264 Kb)
 PagedPool Usage:                1 (          4 Kb)
@@ -56,16 +56,16 @@ Commit limit:              130844 (     523376 Kb)
 
   Pid ImageName                        Commit   SharedCommit        Debt
 
-  21c svchost.exe                      156 Kb           0 Kb        0 Kb
-  250 svchost.exe                      100 Kb           0 Kb        0 Kb
-  2b8 notepad.exe                      100 Kb           0 Kb        0 Kb
-  278 explorer.exe                      60 Kb           0 Kb        0 Kb
-  1dc lsass.exe                         40 Kb           0 Kb        0 Kb
-  100 smss.exe                          36 Kb           0 Kb        0 Kb
-  134 csrss.exe                         36 Kb           0 Kb        0 Kb
-  16c wininit.exe                       36 Kb           0 Kb        0 Kb
-  174 csrss.exe                         36 Kb           0 Kb        0 Kb
-  198 services.exe                      36 Kb           0 Kb        0 Kb
+  21c svchost.exe                      184 Kb           0 Kb        0 Kb
+  2b8 notepad.exe                      152 Kb           0 Kb        0 Kb
+  250 svchost.exe                      128 Kb           0 Kb        0 Kb
+  278 explorer.exe                     112 Kb           0 Kb        0 Kb
+  100 smss.exe                          72 Kb           0 Kb        0 Kb
+  134 csrss.exe                         72 Kb           0 Kb        0 Kb
+  174 csrss.exe                         72 Kb           0 Kb        0 Kb
+  16c wininit.exe                       68 Kb           0 Kb        0 Kb
+  198 services.exe                      68 Kb           0 Kb        0 Kb
+  1dc lsass.exe                         68 Kb           0 Kb        0 Kb
     4 System                             0 Kb           0 Kb        0 Kb
 """
 
@@ -82,7 +82,7 @@ Free System PTEs:           32768 (     131072 Kb)
 Modified Pages:                 1 (          4 Kb)
 Modified PF Pages:              1 (          4 Kb)
 Modified No Write Pages:        0 (          0 Kb)
-NonPagedPool Usage:             7 (         28 Kb)
+NonPagedPool Usage:             8 (         32 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)
 NonPagedPool Max:           49066 (     196264 Kb)
 PagedPool Usage:                1 (          4 Kb)

@@ -6,8 +6,8 @@ import kdsim
 
 WSLE_X64 = """
 Working Set @ fffff70001080000
-    FirstFree        8  FirstDynamic        0
-    LastEntry       15  NextSlot            0  LastInitialized      16e
+    FirstFree        9  FirstDynamic        0
+    LastEntry       16  NextSlot            0  LastInitialized      16e
     NonDirect        0  HashTable           0  HashTableSize          0
 
 Reading the WSLE data...
@@ -17,6 +17,7 @@ Virtual Address           Age  Locked  ReferenceCount
 000000013f000009          0        0        1
 000007fefefe0009          0        0        1
 000007fefefe1009          0        0        1
+0000000000110009          0        0        1
 000007fffffdf009          0        0        1
 000007fffffdd009          0        0        1
 000007fffffde009          0        0        1
@@ -32,14 +33,14 @@ Virtual Address           Age  Locked  ReferenceCount
 000000000021b009          0        0        1
 
 Reading the WSLE data...
-Valid WSLE entries = 0x11
+Valid WSLE entries = 0x12
 found end @ wsle index 0x16e
 """
 
 WSLE_X86 = """
 Working Set @ c0502000
-    FirstFree        7  FirstDynamic        0
-    LastEntry       14  NextSlot            0  LastInitialized      255
+    FirstFree        8  FirstDynamic        0
+    LastEntry       15  NextSlot            0  LastInitialized      255
     NonDirect        0  HashTable           0  HashTableSize          0
 
 Reading the WSLE data...
@@ -49,6 +50,7 @@ Virtual Address           Age  Locked  ReferenceCount
         00400009          0        0        1
         77fe0009          0        0        1
         77fe1009          0        0        1
+        00110009          0        0        1
         7ffdf009          0        0        1
         7ffde009          0        0        1
         77fa0009          0        0        1
@@ -63,7 +65,7 @@ Virtual Address           Age  Locked  ReferenceCount
         0021b009          0        0        1
 
 Reading the WSLE data...
-Valid WSLE entries = 0x10
+Valid WSLE entries = 0x11
 found end @ wsle index 0x255
 """
 

@@ -1,7 +1,9 @@
 """Symbols: ``x``, ``ln``, ``lm``, ``vertarget``/``version`` (windbg-formats.md §13).
 
 Module bases, sizes, names and link timestamps come from the ``_LDR_DATA_TABLE_ENTRY``
-entries on PsLoadedModuleList in guest memory; symbol offsets from the target's symbol
+entries on PsLoadedModuleList in guest memory, and -- for the user modules of the
+implicit process, what ``.reload /user`` gives a kernel debugger -- on its PEB.Ldr's
+InLoadOrderModuleList, read in its address space; symbol offsets from the target's symbol
 information (what a symbol file gives); version facts from the target's build profile.
 
 kdsim's nt "symbol file" is like Microsoft's public ntkrnlmp.pdb: names and addresses of
@@ -36,6 +38,7 @@ class Module(NamedTuple):
     image_path: str        # FullDllName
     image_name: str        # BaseDllName
     timestamp: int         # TimeDateStamp
+    user: bool = False     # from the implicit process's PEB.Ldr, not PsLoadedModuleList
 
     @property
     def key(self) -> str:
@@ -47,11 +50,36 @@ class Module(NamedTuple):
 
 
 def loaded_modules(session) -> list[Module]:
-    """The modules on PsLoadedModuleList in list order, as a debugger walks it: the walk
-    stops at an unreadable entry or when the list comes back to an entry already seen."""
+    """The kernel modules on PsLoadedModuleList in list order, then the user modules of
+    the implicit process (its PEB.Ldr's InLoadOrderModuleList), as a debugger walks them:
+    a walk stops at an unreadable entry or when the list comes back to an entry already
+    seen."""
+    t = session.target
+    head = t.kernel_base + t.symbols("nt")["PsLoadedModuleList"]
+    kernel = _walk_modules(session, head, None, kernel=True)
+    return kernel + user_modules(session)
+
+
+def user_modules(session) -> list[Module]:
+    """The implicit process's modules (``.process``, else the current process), read
+    in its address space from PEB.Ldr: what ``.reload /user`` gives a kernel debugger.
+    A process without a PEB (System) or whose loader data cannot be read has none."""
+    t = session.target
+    ts = t.types
+    peb = session._register("$peb")
+    if not peb:
+        return []
+    f = ts.field("_PEB", "Ldr")
+    ldr = session._read_int(peb + f.offset, f.size)
+    if not ldr:
+        return []
+    head = ldr + ts.offset_of("_PEB_LDR_DATA", "InLoadOrderModuleList")
+    return _walk_modules(session, head, session.context_cr3, kernel=False)
+
+
+def _walk_modules(session, head: int, cr3, kernel: bool) -> list[Module]:
     t = session.target
     ts, ptr = t.types, t.pointer_size
-    head = t.kernel_base + t.symbols("nt")["PsLoadedModuleList"]
     size = ts.sizeof("_LDR_DATA_TABLE_ENTRY")
     fields = {name: ts.field("_LDR_DATA_TABLE_ENTRY", name) for name in (
         "DllBase", "SizeOfImage", "TimeDateStamp", "FullDllName.Length",
@@ -59,7 +87,7 @@ def loaded_modules(session) -> list[Module]:
 
     def text(data: bytes, which: str) -> str:
         n, buf = get(data, which + ".Length"), get(data, which + ".Buffer")
-        r = t.read_virtual(buf, n)
+        r = t.read_virtual(buf, n, cr3=cr3)
         return r.data.decode("utf-16-le", "replace") if r.complete else ""
 
     def get(data: bytes, name: str) -> int:
@@ -67,19 +95,19 @@ def loaded_modules(session) -> list[Module]:
         return int.from_bytes(data[f.offset:f.offset + f.size], "little")
 
     out: list[Module] = []
-    first = t.read_virtual(head, ptr)
+    first = t.read_virtual(head, ptr, cr3=cr3)
     cur = int.from_bytes(first.data, "little") if first.complete else head
     seen = set()
     while cur != head and cur not in seen and len(out) < MAX_MODULES:
         seen.add(cur)
-        r = t.read_virtual(cur, size)
+        r = t.read_virtual(cur, size, cr3=cr3)
         if not r.complete:
             break
         image_name = text(r.data, "BaseDllName")
-        name = "nt" if not out else image_name.rsplit(".", 1)[0]
+        name = "nt" if kernel and not out else image_name.rsplit(".", 1)[0]
         out.append(Module(name, get(r.data, "DllBase"), get(r.data, "SizeOfImage"), cur,
                           text(r.data, "FullDllName"), image_name,
-                          get(r.data, "TimeDateStamp")))
+                          get(r.data, "TimeDateStamp"), not kernel))
         cur = int.from_bytes(r.data[:ptr], "little")          # InLoadOrderLinks.Flink
     return out
 
@@ -276,6 +304,8 @@ def _symbol_state(session, module: Module) -> tuple[str, str]:
     symbols are loaded from the start, so nt shows "(pdb symbols)" and the PDB's name (a
     real debugger prints the path in its symbol cache; kdsim has none); a module kdsim
     has no symbols for shows "(no symbols)"."""
+    if module.user:                 # symbols for user modules load on first use
+        return "(deferred)", ""
     if session.target.symbols(module.key):
         return "(pdb symbols)", session.target.profile.version.pdb_name + ".pdb"
     return "(no symbols)", ""
@@ -286,9 +316,10 @@ def _verbose(session, module: Module) -> list[str]:
     or resources, so CheckSum and the resource strings are left out (WinDbg leaves out what
     the headers lack); the timestamp and size come from the loader entry; nt's file and
     product version are the build's."""
-    out = [f"    Image path: {module.image_path}", f"    Image name: {module.image_name}",
-           f"    Timestamp:        {ctime(module.timestamp)} ({module.timestamp:08X})",
-           f"    ImageSize:        {module.size:08X}"]
+    out = [f"    Image path: {module.image_path}", f"    Image name: {module.image_name}"]
+    if module.timestamp:        # kdsim's user modules have none (their loader entries say 0)
+        out.append(f"    Timestamp:        {ctime(module.timestamp)} ({module.timestamp:08X})")
+    out.append(f"    ImageSize:        {module.size:08X}")
     if module.key == "nt":
         v = session.target.profile.version
         number = f"{v.major}.{v.minor}.{v.build}.{v.qfe}"
@@ -333,6 +364,9 @@ def _list_modules(session, args: str) -> str:
         else:
             raise ExprError("syntax", i)
     mods = loaded_modules(session)
+    # The name column: as wide as the longest loaded module's name, at least 8, then
+    # three spaces (MSD-lm's samples pad to 11 and 13 characters).
+    name_width = max([8] + [len(m.name) for m in mods])
     if addr is not None:
         addr &= (1 << 8 * session.target.pointer_size) - 1
         mods = [m for m in mods if m.base <= addr < m.end]
@@ -342,11 +376,13 @@ def _list_modules(session, args: str) -> str:
         mods = [m for m in mods if wildcard(path_pattern).fullmatch(m.image_path)]
     states = {m.entry: _symbol_state(session, m) for m in mods}
     if "l" in opts:                               # symbols loaded
-        mods = [m for m in mods if states[m.entry][0] != "(no symbols)"]
+        mods = [m for m in mods if states[m.entry][0] not in ("(no symbols)", "(deferred)")]
     if "e" in opts:                               # symbol problems
         mods = [m for m in mods if states[m.entry][0] == "(no symbols)"]
-    if "u" in opts and "k" not in opts:           # user-mode modules: none in kernel space
-        mods = []
+    if "u" in opts and "k" not in opts:           # user-mode modules only
+        mods = [m for m in mods if m.user]
+    elif "k" in opts and "u" not in opts:         # kernel-mode modules only
+        mods = [m for m in mods if not m.user]
     if sort_by_name:
         mods = sorted(mods, key=lambda m: (m.key, m.base))
     else:
@@ -358,18 +394,21 @@ def _list_modules(session, args: str) -> str:
     out = [f"{'start':<{w}} {'end':<{w}}   module name"]
     for m in mods:
         state, pdb = states[m.entry]
-        # name at least 8 wide and 3 spaces; the state 22 wide and a space (both kept
-        # when no symbol file follows, as WinDbg prints them)
-        out.append(f"{pointer(m.base, ptr)} {pointer(m.end, ptr)}   {m.name:<8}   "
+        # the state 22 wide and a space (both kept when no symbol file follows, as
+        # WinDbg prints them)
+        out.append(f"{pointer(m.base, ptr)} {pointer(m.end, ptr)}   {m.name:<{name_width}}   "
                    f"{state:<22} {pdb}")
         if "v" in opts:
             out += _verbose(session, m)
     return "".join(line + "\n" for line in out)
 
 
-_LM_HELP = ("Modules from PsLoadedModuleList in guest memory.  Options: v (verbose), "
-            "m Pattern (module name), M Pattern (image path), a Address, l (symbols "
-            "loaded), e (no symbols), k, u, o, sm (sort by name), 1m (names only).")
+_LM_HELP = ("Modules from PsLoadedModuleList in guest memory, and the implicit process's "
+            "user modules from its PEB.Ldr (after .process /r), by address.  Options: v "
+            "(verbose), m Pattern (module name), M Pattern (image path), a Address, l "
+            "(symbols loaded), e (no symbols), k (kernel modules), u (user modules), o, sm "
+            "(sort by name), 1m (names only).  User modules show (deferred): kdsim has no "
+            "symbols for them.")
 
 def _lm(session, args: str, offset: int) -> str:
     """``lm`` with its option letters, glued to the name or not (``lmvm nt``)."""

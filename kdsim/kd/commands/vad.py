@@ -16,10 +16,10 @@ kept by today's documentation; the same columns with 16-digit addresses in Micro
   (kdsim.nt.protect.vad_protect_name).
 * A mapped view also names what backs it, in a column 19 characters after the protection
   starts (a 64-bit transcript of the same layout): ``Pagefile-backed section`` when its
-  control area is neither an image nor a file, else the file's name -- which kdsim cannot
-  show: its sections have no FILE_OBJECT (ControlArea.FilePointer is NULL) and the
-  layouts have no ``_FILE_OBJECT``; the column then stays empty.  Rows without a
-  description end after the protection word (as MSD-vad prints them).
+  control area is neither an image nor a file, else the file's name: FileName of the
+  FILE_OBJECT that ControlArea.FilePointer names (``\\Windows\\System32\\ntdll.dll``, as
+  the era-3 samples show it); the column stays empty when the name cannot be read.  Rows
+  without a description end after the protection word (as MSD-vad prints them).
 * Footer ``Total VADs: %5d  average level: %4d  maximum depth: %d``, over the rows
   listed.  The average is inferred from MSD-vad (levels 1,2,0,2,1 print 2): the mean of
   the levels rounded up -- which also keeps it at most the maximum depth, so one row at
@@ -280,8 +280,7 @@ def file_object(session, ca: int) -> int:
 
 
 def file_name(session, ca: int) -> str | None:
-    """The mapped file's name (FILE_OBJECT.FileName), when guest memory has one.  kdsim's
-    layouts carry no ``_FILE_OBJECT`` and its sections no file object, so None today."""
+    """The mapped file's name (FILE_OBJECT.FileName), when guest memory has one."""
     ts = session.target.types
     fo = file_object(session, ca)
     if not fo or not ts.has_type("_FILE_OBJECT"):
@@ -451,8 +450,7 @@ def _arguments(session, args: str) -> tuple[int | None, int]:
                   help="No argument: the implicit process's whole tree.  A kernel address "
                        "is a VAD node (or an EPROCESS.VadRoot table); a user address finds "
                        "the implicit process's VAD containing it.  Flag 1 shows one VAD "
-                       "in detail, with its control area.  kdsim cannot name mapped "
-                       "files: its sections have no file objects.")
+                       "in detail, with its control area and the mapped file's name.")
 def bang_vad(session, args: str, offset: int) -> str:
     addr, flag = _arguments(session, args)
     ptr = session.target.pointer_size

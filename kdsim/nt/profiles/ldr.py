@@ -32,3 +32,26 @@ def layout(pointer_size: int) -> dict:
     size = -(-size // p) * p
     return {"kind": "struct", "size": size,
             "fields": [{"name": n, "offset": o, "type": t} for n, o, t in fields]}
+
+
+def peb_ldr_data(pointer_size: int, vista_or_later: bool) -> dict:
+    """``_PEB_LDR_DATA`` (PEB.Ldr): the heads of the process's three module lists.  Public
+    layout, not in the PDB dumps either: Length, Initialized, SsHandle, the three lists,
+    EntryInProgress (size 0x28 on Server 2003 x86); Vista and 7 add ShutdownInProgress
+    and ShutdownThreadId (0x30 x86, 0x58 x64)."""
+    p = pointer_size
+    ptr = {"kind": "pointer", "size": p, "to": {"kind": "void"}}
+    uchar = _base("unsigned char", 1)
+    lst = {"kind": "struct", "name": "_LIST_ENTRY"}
+    o = 8                                          # SsHandle: the first pointer after 5 bytes
+    fields = [("Length", 0, _base("unsigned long", 4)), ("Initialized", 4, uchar),
+              ("SsHandle", o, ptr), ("InLoadOrderModuleList", o + p, lst),
+              ("InMemoryOrderModuleList", o + 3 * p, lst),
+              ("InInitializationOrderModuleList", o + 5 * p, lst),
+              ("EntryInProgress", o + 7 * p, ptr)]
+    size = o + 8 * p
+    if vista_or_later:
+        fields += [("ShutdownInProgress", size, uchar), ("ShutdownThreadId", size + p, ptr)]
+        size += 2 * p
+    return {"kind": "struct", "size": size,
+            "fields": [{"name": n, "offset": o, "type": t} for n, o, t in fields]}
