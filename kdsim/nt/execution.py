@@ -170,21 +170,22 @@ class Executor:
         k32 = s.image_section("kernel32.dll").base + THUNK_RVA["kernel32.dll"]
         ntd = s.image_section("ntdll.dll").base + THUNK_RVA["ntdll.dll"]
         fmt = "<I" if ptr == 4 else "<Q"
+        # (below main's frame, a slot for the frame of ntdll's system-service stub)
         if ptr == 4:       # x86: an EBP chain [ebp] = caller's ebp, [ebp+4] = return
             e2 = top - 0x20
             e1 = e2 - 0x18
             e0 = e1 - 0x40
-            blob = bytearray(top - e0)
+            blob = bytearray(top - e0 + 0x20)
             for frame, nxt, ret in ((e0, e1, k32), (e1, e2, ntd), (e2, 0, 0)):
-                struct.pack_into("<II", blob, frame - e0, nxt, ret)
-            write_user(s, proc, e0, bytes(blob))
+                struct.pack_into("<II", blob, frame - e0 + 0x20, nxt, ret)
+            write_user(s, proc, e0 - 0x20, bytes(blob))
             return e0
         # x64: fixed-size user frames, the return address in the frame's last slot
         f0 = top - 4 * USER_FRAME
-        blob = bytearray(top - f0)
+        blob = bytearray(top - f0 + USER_FRAME)
         for i, ret in enumerate((k32, ntd, 0)):
-            struct.pack_into(fmt, blob, i * USER_FRAME + USER_FRAME - 8, ret)
-        write_user(s, proc, f0, bytes(blob))
+            struct.pack_into(fmt, blob, (i + 1) * USER_FRAME + USER_FRAME - 8, ret)
+        write_user(s, proc, f0 - USER_FRAME, bytes(blob))
         return f0
 
     # -- running (called by the debugger) -------------------------------------------------
@@ -359,18 +360,26 @@ class Executor:
         of the kernel stack records where user mode was."""
         ptr = self.ptr
         tf = t.stack_base - TRAP_FRAME[ptr]
+        user_ip, user_bp = self._user_ip(t), t.user_bp
         if routine == self.service:
+            # A system service is called from ntdll's stub, which main called: the stub's
+            # frame sits below main's on the user stack (the slot the thread start left).
+            stub = user_bp - (0x20 if ptr == 4 else USER_FRAME)
+            if ptr == 4:
+                self._write(stub, user_bp)
+                self._write(stub + 4, user_ip)
+            else:
+                self._write(stub + USER_FRAME - 8, user_ip)
             user_ip = self.s.image_section("ntdll.dll").base + SERVICE_STUB_RVA[ptr]
-        else:
-            user_ip = self._user_ip(t)
+            user_bp = stub
         if ptr == 4:        # KTRAP_FRAME.DbgEbp, DbgEip
-            self._write(tf, t.user_bp)
+            self._write(tf, user_bp)
             self._write(tf + 4, user_ip)
             t.sp, t.bp = tf, tf
         else:               # the machine frame the processor pushes: RIP, CS, EFLAGS, RSP, SS
             mf = t.stack_base - 5 * 8
             self._write(mf, user_ip)
-            self._write(mf + 0x18, t.user_bp)
+            self._write(mf + 0x18, user_bp)
             t.sp = t.bp = mf - self._frame_size(routine)
         self.regs.update(ip=self.s.functions[routine], sp=t.sp, bp=t.bp)
         t.frames.append((routine, t.sp, t.bp))

@@ -118,9 +118,15 @@ def test_the_demand_zero_cycle_under_breakpoints(pae):
     d.execute("bp nt!NtAllocateVirtualMemory")
     d.execute("bp nt!MiResolveDemandZeroFault")
     assert d.execute("g").startswith("Breakpoint 0 hit\n")       # VirtualAlloc(MEM_RESERVE)
-    assert d.execute("kn").splitlines()[1:3] == [
-        "00 86007f74 82a3112a nt!NtAllocateVirtualMemory",
-        "01 86007f7c 77fe64f0 nt!KiFastCallEntry+0x12a"]
+    # The service's stack: the system-service entry, ntdll's stub, the program's main.
+    assert d.execute("kn") == (
+        " # ChildEBP RetAddr\n"
+        "00 86007f74 82a3112a nt!NtAllocateVirtualMemory\n"
+        "01 86007f7c 77fe64f0 nt!KiFastCallEntry+0x12a\n"
+        "02 0010ff68 00401c10 ntdll+0x64f0\n"
+        "03 0010ff88 77fc3c45 pagefault+0x1c10\n"
+        "04 0010ffc8 77fe37f5 kernel32+0x3c45\n"
+        "05 0010ffe0 00000000 ntdll+0x37f5\n")
     assert d.execute("!sim.alloc pagefault.exe 1000") == (
         "kdsim: a guest thread is stopped inside the memory manager; let it finish (g) "
         "before driving the machine\n")
