@@ -35,7 +35,7 @@ EXPECTED = {
     "win7-x64": [
         ("page table", 0x149,
          "    PFN 00000149 at address FFFFFA8000003DB0\n"
-         "    flink       00000000  blink / share count 00000009  pteaddress FFFFF6FB40000008\n"
+         "    flink       00000000  blink / share count 0000000B  pteaddress FFFFF6FB40000008\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000135  Active             \n"
          "                            \n"),
@@ -45,27 +45,27 @@ EXPECTED = {
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000149  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x194,
-         "    PFN 00000194 at address FFFFFA8000004BC0\n"
-         "    flink       00000195  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
+        (P.ZEROED, 0x196,
+         "    PFN 00000196 at address FFFFFA8000004C20\n"
+         "    flink       00000197  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
         (P.FREE, 0x146,
          "    PFN 00000146 at address FFFFFA8000003D20\n"
-         "    flink       00000151  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
+         "    flink       0000014B  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000004  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x159,
-         "    PFN 00000159 at address FFFFFA80000040B0\n"
-         "    flink       00000178  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001080\n"
+        (P.STANDBY, 0x158,
+         "    PFN 00000158 at address FFFFFA8000004080\n"
+         "    flink       0000017A  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF680000010C0\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000020  containing page 00015A  Standby            \n"
+         "    restore pte 300000080  containing page 000149  Standby            \n"
          "                            \n"),
         (P.MODIFIED, 0x157,
          "    PFN 00000157 at address FFFFFA8000004050\n"
-         "    flink       FFFFFFFFFFFFFFFF  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
+         "    flink       0000015B  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000156  Modified   M       \n"
          "    Modified                \n"),
@@ -73,7 +73,7 @@ EXPECTED = {
     "win7-x86": [
         ("page table", 0x67,
          "    PFN 00000067 at address 840009A8\n"
-         "    flink       00000000  blink / share count 00000009  pteaddress C0300000\n"
+         "    flink       00000000  blink / share count 0000000B  pteaddress C0300000\n"
          "    reference count 0001   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000062  Active             \n"
          "                            \n"),
@@ -83,27 +83,27 @@ EXPECTED = {
          "    reference count 0001   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000067  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x10D,
-         "    PFN 0000010D at address 84001938\n"
-         "    flink       0000010E  blink / share count FFFFFFFF  pteaddress 00000000\n"
+        (P.ZEROED, 0x10F,
+         "    PFN 0000010F at address 84001968\n"
+         "    flink       00000110  blink / share count FFFFFFFF  pteaddress 00000000\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
         (P.FREE, 0x70,
          "    PFN 00000070 at address 84000A80\n"
-         "    flink       0000007A  blink / share count FFFFFFFF  pteaddress 89000181\n"
+         "    flink       00000074  blink / share count FFFFFFFF  pteaddress 89000181\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000003  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x81,
-         "    PFN 00000081 at address 84000C18\n"
-         "    flink       00000097  blink / share count FFFFFFFF  pteaddress C0000840\n"
+        (P.STANDBY, 0x80,
+         "    PFN 00000080 at address 84000C00\n"
+         "    flink       00000099  blink / share count FFFFFFFF  pteaddress C0000860\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
-         "    restore pte 00000020  containing page 00005C  Standby            \n"
+         "    restore pte 00003080  containing page 000067  Standby            \n"
          "                            \n"),
         (P.MODIFIED, 0x7F,
          "    PFN 0000007F at address 84000BE8\n"
-         "    flink       FFFFFFFF  blink / share count FFFFFFFF  pteaddress C0000844\n"
+         "    flink       00000083  blink / share count FFFFFFFF  pteaddress C0000844\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000053  Modified   M       \n"
          "    Modified                \n"),

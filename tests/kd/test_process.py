@@ -95,7 +95,7 @@ def test_process_address_7_on_win7_x64(win7):
     assert notepad.ep == 0xfffffa800300a440
     assert win7.debugger.execute("!process fffffa800300a440 7") == _x64_block(
         "fffffa800300a440", "02b8", "0278", "0012d000", "notepad.exe", "fffffa800300ae60",
-        13, 17, 22, 2, 21, 25) + "\nNo active threads\n"
+        13, 18, 22, 2, 23, 25) + "\nNo active threads\n"
 
 
 WRK_SYSTEM_1 = (

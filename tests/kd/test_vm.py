@@ -32,16 +32,16 @@ Sum System Commit:              0 (          0 Kb)
 
 VM_X64 = """\
 Page File: \\??\\C:\\pagefile.sys
-  Current:    261688 Kb  Free Space:    261672 Kb
+  Current:    261688 Kb  Free Space:    261664 Kb
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62342 (     249368 Kb)
-ResAvail Pages:             62342 (     249368 Kb)
+Available Pages:            62340 (     249360 Kb)
+ResAvail Pages:             62340 (     249360 Kb)
 Locked IO Pages:                0 (          0 Kb)
 Free System PTEs:               0 (          0 Kb)
-Modified Pages:                 1 (          4 Kb)
-Modified PF Pages:              1 (          4 Kb)
+Modified Pages:                 2 (          8 Kb)
+Modified PF Pages:              2 (          8 Kb)
 Modified No Write Pages:        0 (          0 Kb)
 NonPagedPool Usage:            13 (         52 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)
@@ -70,16 +70,16 @@ Commit limit:              130844 (     523376 Kb)
 
 VM_X86_1 = """\
 Page File: \\??\\C:\\pagefile.sys
-  Current:    261688 Kb  Free Space:    261672 Kb
+  Current:    261688 Kb  Free Space:    261664 Kb
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62856 (     251424 Kb)
-ResAvail Pages:             62856 (     251424 Kb)
+Available Pages:            62854 (     251416 Kb)
+ResAvail Pages:             62854 (     251416 Kb)
 Locked IO Pages:                0 (          0 Kb)
 Free System PTEs:               0 (          0 Kb)
-Modified Pages:                 1 (          4 Kb)
-Modified PF Pages:              1 (          4 Kb)
+Modified Pages:                 2 (          8 Kb)
+Modified PF Pages:              2 (          8 Kb)
 Modified No Write Pages:        0 (          0 Kb)
 NonPagedPool Usage:             7 (         28 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)

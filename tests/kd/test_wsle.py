@@ -28,11 +28,12 @@ Virtual Address           Age  Locked  ReferenceCount
 0000000000215009          0        0        1
 0000000000216009          0        0        1
 0000000000217009          0        0        1
+0000000000219009          0        0        1
 000000000021a009          0        0        1
 000000000021b009          0        0        1
 
 Reading the WSLE data...
-Valid WSLE entries = 0x11
+Valid WSLE entries = 0x12
 found end @ wsle index 0x16e
 """
 
@@ -59,11 +60,12 @@ Virtual Address           Age  Locked  ReferenceCount
         00215009          0        0        1
         00216009          0        0        1
         00217009          0        0        1
+        00219009          0        0        1
         0021a009          0        0        1
         0021b009          0        0        1
 
 Reading the WSLE data...
-Valid WSLE entries = 0x10
+Valid WSLE entries = 0x11
 found end @ wsle index 0x255
 """
 
