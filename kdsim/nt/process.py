@@ -130,10 +130,16 @@ def spawn(system, image: str, parent=None, dlls=()) -> Process:
     proc.ws = WorkingSet(system, proc)
     vm, codec, a = system.vm, system.codec, system.profile.address_space
 
-    # KUSER_SHARED_DATA's user view: a read-only VAD and a valid PTE on the shared page.
+    # KUSER_SHARED_DATA's user view: a valid read-only PTE on the kernel's shared page.
+    # The WRK has no VAD there (MiCheckVirtualAddress special-cases MM_SHARED_USER_DATA_VA,
+    # one page).  Windows 7 reserves the 64 KB granule with a private READONLY VAD,
+    # 7ffe0-7ffef, that does not commit it (MemCommit 0): only the first page, mapped
+    # here, is accessible, the rest fault as reserved memory.  Its CommitCharge stays 0
+    # (kdsim's choice: the reference has no Windows 7 sample of this VAD; the kernel's
+    # page is charged to nobody).
     user_shared = a.shared_user_data_user_va
-    node = vm._new_vad(proc, user_shared, user_shared + 0x10000, pr.MM_READONLY, True)
-    vm._set_vad_flag(node, "CommitCharge", 0)     # the kernel's page: nothing to charge
+    if system.profile.version.major >= 6:
+        vm._new_vad(proc, user_shared, user_shared + 0x10000, pr.MM_READONLY, False)
     shared_pfn = system.shared_data_pa // PAGE
     proc.tables.set(user_shared, codec.valid(shared_pfn, pr.MM_READONLY, owner=True))
     system.pfn.e["u2"][shared_pfn] += 1

@@ -122,7 +122,7 @@ WRK_MEMORYALLOC_1 = (
     "PROCESS fb000490  SessionId: none  Cid: 0100    Peb: 7ffdf000  ParentCid: 0004\n"
     "    DirBase: 00005000  ObjectTable: 00000000  HandleCount:   0.\n"
     "    Image: MemoryAlloc.exe\n"
-    "    VadRoot fb000750 Vads 10 Clone 0 Private 0. Modified 0. Locked 0.\n"
+    "    VadRoot fb000850 Vads 9 Clone 0 Private 0. Modified 0. Locked 0.\n"
     "    DeviceMap 00000000\n"
     "    Token                             00000000\n"
     "    ElapsedTime                       00:00:00.000\n"

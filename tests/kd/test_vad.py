@@ -120,22 +120,21 @@ def test_vad_of_the_workshop_process_on_wrk_x86(wrk):
     d = on(wrk, wrk.nt.scenario["processes"]["MemoryAlloc"])
     assert d.execute("!vad") == lines(
         'VAD     level      start      end    commit',
-        'fb000770 ( 3)         10      10f         2 Private      READWRITE',
-        'fb000790 ( 2)        110      20f         4 Private      READWRITE',
-        'fb000b70 ( 3)        340      34f        16 Private      READWRITE',
-        'fb000870 ( 1)        400      410         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000b40 ( 3)      77fb0    77fba         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000a50 ( 2)      77fc0    77fd1         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000960 ( 3)      77fe0    77ff0         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000750 ( 0)      7ffde    7ffde         1 Private      READWRITE',
-        'fb000730 ( 1)      7ffdf    7ffdf         1 Private      READWRITE',
-        'fb000710 ( 2)      7ffe0    7ffef         0 Private      READONLY',
+        'fb000750 ( 2)         10      10f         2 Private      READWRITE',
+        'fb000770 ( 1)        110      20f         4 Private      READWRITE',
+        'fb000b50 ( 2)        340      34f        16 Private      READWRITE',
+        'fb000850 ( 0)        400      410         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fb000b20 ( 3)      77fb0    77fba         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fb000a30 ( 2)      77fc0    77fd1         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fb000940 ( 3)      77fe0    77ff0         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fb000730 ( 1)      7ffde    7ffde         1 Private      READWRITE',
+        'fb000710 ( 2)      7ffdf    7ffdf         1 Private      READWRITE',
         '',
-        'Total VADs:    10  average level:    3  maximum depth: 3')
+        'Total VADs:     9  average level:    2  maximum depth: 3')
     # The workshop's region: reserved, then committed whole (16 pages) and written.
     assert d.execute("!vad 340000 1") == lines(
         '',
-        'VAD @ fb000b70',
+        'VAD @ fb000b50',
         '  Start VPN:           340  End VPN:      34f  Control Area:  00000000',
         '  First ProtoPte: 00000000  Last PTE 00000000  Commit Charge        10 (16.)',
         '  Secured.Flink          0  Blink           0  Banked/Extend:        0',
@@ -148,14 +147,14 @@ def test_vad_detail_of_an_image_on_wrk_x86_reads_the_vads_control_area(wrk):
     d = on(wrk, wrk.nt.scenario["processes"]["MemoryAlloc"])
     assert d.execute("!vad 400000 1") == lines(
         '',
-        'VAD @ fb000870',
-        '  Start VPN:           400  End VPN:      410  Control Area:  fb0007b0',
+        'VAD @ fb000850',
+        '  Start VPN:           400  End VPN:      410  Control Area:  fb000790',
         '  First ProtoPte: e1000070  Last PTE e10000b0  Commit Charge         0 (0.)',
         '  Secured.Flink          0  Blink           0  Banked/Extend:        0',
         '  File Offset   0',
         '   ImageMap EXECUTE_WRITECOPY',
         '',
-        'ControlArea  @ fb0007b0',
+        'ControlArea  @ fb000790',
         '  Segment      e1000038  Flink      00000000  Blink        00000000',
         '  Section Ref         1  Pfn Ref           1  Mapped Views        1',
         '  User Ref            1  WaitForDel        0  Flush Count         0',
