@@ -119,6 +119,7 @@ class FaultHandler:
         s.pfn.make_active(pfn, s.profile.pte_address(page), epa // PAGE, original,
                           modified=True)
         proc.ws.insert(page, pfn)
+        proc.count_private(1)
         s.bump_fault_count(proc)
         s.update_counters()
         self.counts["demand zero"] += 1
@@ -197,6 +198,7 @@ class FaultHandler:
         s.pfn.make_active(new, s.profile.pte_address(page), pa // PAGE,
                           codec.demand_zero(prot), modified=True)
         s.pfn.e["u1"][new] = proc.ws.entries[page]          # the same working-set entry
+        proc.count_private(1)
         s.unref_shared(old)
         s.update_counters()
         self.counts["copy on write"] += 1
@@ -405,6 +407,7 @@ def _demand_zero_run(system, proc, start: int, limit: int, write: bool) -> int:
     s.pfn.make_active_many(pfns, pte_vas, np.full(run, pt >> 12),
                            codec.demand_zero(protection), modified=True)
     proc.ws.insert_many(vas, pfns)
+    proc.count_private(run)
     proc.set_field("Vm.PageFaultCount", proc.get_field("Vm.PageFaultCount") + run)
     s.faults.counts["demand zero"] += run
     s.update_counters()

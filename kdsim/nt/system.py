@@ -240,6 +240,7 @@ class NtSystem:
         self.rng = random.Random(self.seed)
         self.committed = 0
         self.sections = {}
+        self.session_spaces: dict[int, int] = {}     # session id -> its _MM_SESSION_SPACE
         self.dll_top = {4: 0x78000000, 8: 0x000007FEFF000000}[self.ptr]   # kdsim choice
         from .pagefile import MAX_SLOTS, PagingFile
         self.paging_files = [PagingFile(self, 0, min(self.ram_pages(), MAX_SLOTS))]
@@ -293,9 +294,9 @@ class NtSystem:
 
     # -- processes and their pages ----------------------------------------------------------
 
-    def spawn(self, image: str, parent=None, dlls=()):
+    def spawn(self, image: str, parent=None, dlls=(), session: int | None = None):
         from .process import spawn
-        return spawn(self, image, parent, dlls)
+        return spawn(self, image, parent, dlls, session)
 
     def terminate(self, proc) -> None:
         from .process import terminate
@@ -433,13 +434,16 @@ class NtSystem:
                 self.unref_shared(d.pfn)
             else:
                 self.release_private_page(proc, va, d.pfn)
+                proc.count_private(-1)
         elif d.kind == "transition":            # a private copy, trimmed
             release_backing(self, int(self.pfn.e["orig"][d.pfn]))
             self.pfn.unlink(d.pfn)
             self.pfn.e["orig"][d.pfn] = 0
             self.pfn.release(d.pfn)
+            proc.count_private(-1)
         elif d.kind == "pagefile":
             release_backing(self, proc.tables.read(pa))
+            proc.count_private(-1)
         proc.tables.write(pa, 0)
         self.machine.invlpg(va)
         self.update_counters()

@@ -19,8 +19,8 @@ EXPECTED = {
                  "Amd64VtoP: Mapped phys 0000000000156000\n"
                  "Virtual address 210000 translates to physical address 156000.\n"),
     "win7-x86pae": ("X86VtoP: Virt 0000000000210000, pagedir 0000000003000140\n"
-                    "X86VtoP: PAE PDPE 0000000003000140 - 000000000008b001\n"
-                    "X86VtoP: PAE PDE 000000000008b008 - 0000000000100867\n"
+                    "X86VtoP: PAE PDPE 0000000003000140 - 000000000008c001\n"
+                    "X86VtoP: PAE PDE 000000000008c008 - 0000000000100867\n"
                     "X86VtoP: PAE PTE 0000000000100080 - 800000000009e867\n"
                     "X86VtoP: PAE Mapped phys 000000000009e000\n"
                     "Virtual address 210000 translates to physical address 9e000.\n"),
