@@ -229,7 +229,7 @@ class NtSystem:
         from .vm import VirtualMemory
         self.kernel_tables.alloc = self.alloc_table_page
         self.kernel_tables.linked = lambda *a: propagate(self, *a)
-        self.nonpaged_pool.map_page = self.map_kernel_page
+        self.nonpaged_pool.map_page = lambda va: self.map_kernel_page(va, executable=True)
         self.paged_pool.map_page = self.map_kernel_page
         self.codec = PteCodec(self.profile)
         self.vm = VirtualMemory(self)
@@ -261,11 +261,12 @@ class NtSystem:
         self.update_counters()
         return pfn
 
-    def map_kernel_page(self, va: int) -> int:
-        """Map a fresh zeroed page at kernel ``va`` (pool); returns its physical address."""
+    def map_kernel_page(self, va: int, executable: bool = False) -> int:
+        """Map a fresh zeroed page at kernel ``va`` (pool); returns its physical address.
+        ``executable``: no NX (nonpaged pool before Windows 8)."""
         pfn = self.take_page()
         kt = self.kernel_tables
-        epa = kt.set(va, pfn * PAGE | P | RW | A | D | G | WRITE | self.nx)
+        epa = kt.set(va, pfn * PAGE | P | RW | A | D | G | WRITE | (0 if executable else self.nx))
         self.pfn.make_active(pfn, self.profile.pte_address(va), epa // PAGE, DEMAND_ZERO_RW)
         self.update_counters()
         return pfn * PAGE
