@@ -124,18 +124,20 @@ def boot_system(target: str = "win7-x64", ram: str | int = "2g", seed: int = 0) 
     nonpaged_start = max(aspace.nonpaged_pool_start,
                          -(-(aspace.pfn_database + pfn_pages * PAGE) // large) * large)
 
-    def boot_map(va: int) -> int:
+    def boot_map(va: int, nx: int = nx) -> int:
         pa = alloc.pages()
         kt.set(va, pa | KERNEL_RW | nx)
         return pa
 
+    # Nonpaged pool is executable before Windows 8 (NonPagedPoolNx came with it): its PTEs
+    # carry no NX on every kdsim target.  Paged pool keeps NX.
     system.nonpaged_pool = Pool(ts, kmem, NONPAGED_POOL, nonpaged_start,
-                                aspace.nonpaged_pool_end, boot_map)
+                                aspace.nonpaged_pool_end, lambda va: boot_map(va, 0))
     system.paged_pool = Pool(ts, kmem, PAGED_POOL, aspace.paged_pool_start,
                              aspace.paged_pool_end, boot_map)
     if mode.name == "pae":   # the page of PDPTs is the first page of nonpaged pool
         pae_va = system.nonpaged_pool.next_page
-        kt.set(pae_va, pae_top_page | KERNEL_RW | nx)
+        kt.set(pae_va, pae_top_page | KERNEL_RW)
         system.nonpaged_pool.next_page += PAGE
         system.pae_tops = [pae_va, pae_top_page, 1]     # VA, PA, slots used (System: 0)
 

@@ -114,11 +114,15 @@ class FaultHandler:
         s, codec = self.s, self.codec
         pfn = s.take_page()
         original = codec.demand_zero(protection)
+        # MiResolveDemandZeroFault: MiInitializePfn(..., 1) -- a new zero page is modified
+        # (no copy of it exists anywhere) even on a read, and its valid PTE is made dirty
+        # when the protection allows writing (WRK pagfault.c).
         epa = proc.tables.set(page, codec.valid(pfn, protection, owner=True,
-                                                dirty=write and pr.is_writable(protection)))
+                                                dirty=pr.is_writable(protection)))
         s.pfn.make_active(pfn, s.profile.pte_address(page), epa // PAGE, original,
-                          modified=write)
+                          modified=True)
         proc.ws.insert(page, pfn)
+        proc.count_private(1)
         s.bump_fault_count(proc)
         s.update_counters()
         self.counts["demand zero"] += 1
@@ -155,7 +159,9 @@ class FaultHandler:
             kind = "prototype (read from the file)"
         elif pd.kind == "demand_zero":
             pfn = s.take_page()
-            s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True)
+            # MiResolveProtoPteFault resolves it with MiResolveDemandZeroFault: modified.
+            s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True,
+                              modified=True)
             kind = "prototype (demand zero)"
         elif pd.kind == "pagefile":
             pfn = s.take_page()
@@ -197,6 +203,7 @@ class FaultHandler:
         s.pfn.make_active(new, s.profile.pte_address(page), pa // PAGE,
                           codec.demand_zero(prot), modified=True)
         s.pfn.e["u1"][new] = proc.ws.entries[page]          # the same working-set entry
+        proc.count_private(1)
         s.unref_shared(old)
         s.update_counters()
         self.counts["copy on write"] += 1
@@ -399,15 +406,16 @@ def _demand_zero_run(system, proc, start: int, limit: int, write: bool) -> int:
         return 0                       # a single fault, or no zeroed pages: the usual path
     pfns = s.pfn.pop_many(0, run)
     pt = tables.leaf(start, create=True)
-    bits = codec.valid(0, protection, owner=True, dirty=write and pr.is_writable(protection))
+    bits = codec.valid(0, protection, owner=True, dirty=pr.is_writable(protection))
     view = tables.words.table(pt, run)
     view[:] = (np.uint64(bits) | (pfns.astype(np.uint64) << np.uint64(12))).astype(view.dtype)
     vas = np.arange(start, start + run * PAGE, PAGE, dtype=np.uint64)
     pte_vas = np.uint64(s.profile.pte_address(start)) + \
         np.arange(run, dtype=np.uint64) * np.uint64(s.profile.pte_size)
     s.pfn.make_active_many(pfns, pte_vas, np.full(run, pt >> 12),
-                           codec.demand_zero(protection), modified=write)
+                           codec.demand_zero(protection), modified=True)
     proc.ws.insert_many(vas, pfns)
+    proc.count_private(run)
     proc.set_field("Vm.PageFaultCount", proc.get_field("Vm.PageFaultCount") + run)
     s.faults.counts["demand zero"] += run
     s.update_counters()

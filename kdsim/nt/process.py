@@ -76,6 +76,7 @@ class Process:
         self.vads = AvlTable(system.ts, system.kmem, ep + system.ts.offset_of("_EPROCESS",
                                                                              "VadRoot"))
         self.ws = None
+        self.session = None              # the session id (None: in no session)
         self.commit = 0
         self.views: dict = {}            # view base -> (Section, VAD node)
 
@@ -97,6 +98,14 @@ class Process:
         s.update_counters()
         return pfn * 0x1000
 
+    def count_private(self, pages: int) -> None:
+        """EPROCESS.NumberOfPrivatePages: the process's private pages that exist -- made
+        by a demand-zero fault or a copy-on-write (WRK MiResolveDemandZeroFault,
+        MiCopyOnWrite: += 1), wherever they are now (valid, on a list or in the paging
+        file), until they are deleted (MiDeletePte: -= 1).  !process prints it as
+        "Private"."""
+        self.set_field("NumberOfPrivatePages", self.get_field("NumberOfPrivatePages") + pages)
+
     def set_field(self, path: str, value: int) -> None:
         self.system.ts.field("_EPROCESS", path).write(self.system.kmem, self.ep, value)
 
@@ -113,10 +122,63 @@ HEAP_COMMIT_PAGES = 4
 DEFAULT_DLLS = ("ntdll.dll", "kernel32.dll", "KernelBase.dll")
 
 
-def spawn(system, image: str, parent=None, dlls=()) -> Process:
-    """Create a process: its address space, EPROCESS, working set, the shared-data page
-    mapping, image views of the executable and its DLLs (ntdll, kernel32 and KernelBase
-    always), PEB and TEB, the main thread's stack and the default heap."""
+def session_of(system, image: str, parent, session: int | None) -> int | None:
+    """The session a new process joins: the one asked for, else its parent's, else 0 --
+    except the master Session Manager (smss.exe started by the system), which creates the
+    sessions and belongs to none, like the System process."""
+    if session is not None:
+        return session
+    if parent is None:
+        return None if image.lower() == "smss.exe" else 0
+    return 0 if parent.session is None else parent.session
+
+
+def session_space(system, session_id: int) -> int:
+    """The session's _MM_SESSION_SPACE (created with the session's first process).
+    Windows keeps it in session space; kdsim puts it in nonpaged pool (kdsim's choice --
+    its session space holds nothing else)."""
+    spaces = system.session_spaces
+    if session_id not in spaces:
+        ts = system.ts
+        va = system.nonpaged_pool.alloc(ts.sizeof("_MM_SESSION_SPACE"), "MmSt")
+        values = {"SessionId": session_id}
+        if ts.has_field("_MM_SESSION_SPACE", "GlobalVirtualAddress"):
+            values["GlobalVirtualAddress"] = va
+        system.write_struct("_MM_SESSION_SPACE", va, values)
+        system.init_list_head(va + ts.offset_of("_MM_SESSION_SPACE", "ProcessList"))
+        spaces[session_id] = va
+    return spaces[session_id]
+
+
+def join_session(system, proc, session_id: int | None) -> None:
+    """MiSessionAddProcess: EPROCESS.Session names the session space, the process goes on
+    its ProcessList (through SessionProcessLinks) and ReferenceCount counts it."""
+    proc.session = session_id
+    if session_id is None:
+        return
+    ts, kmem = system.ts, system.kmem
+    va = session_space(system, session_id)
+    proc.set_field("Session", va)
+    system.insert_tail_list(va + ts.offset_of("_MM_SESSION_SPACE", "ProcessList"),
+                            proc.ep + ts.offset_of("_EPROCESS", "SessionProcessLinks"))
+    f = ts.field("_MM_SESSION_SPACE", "ReferenceCount")
+    f.write(kmem, va, f.read(kmem, va) + 1)
+
+
+def leave_session(system, proc) -> None:
+    if getattr(proc, "session", None) is None:
+        return
+    ts, kmem = system.ts, system.kmem
+    va = system.session_spaces[proc.session]
+    system.remove_entry_list(proc.ep + ts.offset_of("_EPROCESS", "SessionProcessLinks"))
+    f = ts.field("_MM_SESSION_SPACE", "ReferenceCount")
+    f.write(kmem, va, f.read(kmem, va) - 1)
+
+
+def spawn(system, image: str, parent=None, dlls=(), session: int | None = None) -> Process:
+    """Create a process: its address space, EPROCESS, its session, working set, the
+    shared-data page mapping, image views of the executable and its DLLs (ntdll, kernel32
+    and KernelBase always), PEB and TEB, the main thread's stack and the default heap."""
     from . import protect as pr
     from .addrspace import create_address_space
     from .wsl import WorkingSet
@@ -127,13 +189,20 @@ def spawn(system, image: str, parent=None, dlls=()) -> Process:
     ep = create_eprocess(system, image, pid, parent_pid, tables.top, pae_top)
     proc = Process(system, ep, pid, image, tables, pae_top)
     system.process_objects[pid] = proc
+    join_session(system, proc, session_of(system, image, parent, session))
     proc.ws = WorkingSet(system, proc)
     vm, codec, a = system.vm, system.codec, system.profile.address_space
 
-    # KUSER_SHARED_DATA's user view: a read-only VAD and a valid PTE on the shared page.
+    # KUSER_SHARED_DATA's user view: a valid read-only PTE on the kernel's shared page.
+    # The WRK has no VAD there (MiCheckVirtualAddress special-cases MM_SHARED_USER_DATA_VA,
+    # one page).  Windows 7 reserves the 64 KB granule with a private READONLY VAD,
+    # 7ffe0-7ffef, that does not commit it (MemCommit 0): only the first page, mapped
+    # here, is accessible, the rest fault as reserved memory.  Its CommitCharge stays 0
+    # (kdsim's choice: the reference has no Windows 7 sample of this VAD; the kernel's
+    # page is charged to nobody).
     user_shared = a.shared_user_data_user_va
-    node = vm._new_vad(proc, user_shared, user_shared + 0x10000, pr.MM_READONLY, True)
-    vm._set_vad_flag(node, "CommitCharge", 0)     # the kernel's page: nothing to charge
+    if system.profile.version.major >= 6:
+        vm._new_vad(proc, user_shared, user_shared + 0x10000, pr.MM_READONLY, False)
     shared_pfn = system.shared_data_pa // PAGE
     proc.tables.set(user_shared, codec.valid(shared_pfn, pr.MM_READONLY, owner=True))
     system.pfn.e["u2"][shared_pfn] += 1
@@ -301,6 +370,7 @@ def terminate(system, proc: Process) -> None:
     for frame in reversed(tables_to_free):     # page tables before the tables above them
         system.pfn.release(frame)          # PteAddress keeps its deleted mark
     system.vm._charge(proc, -proc.commit)
+    leave_session(system, proc)
     system.remove_entry_list(proc.ep + ts.offset_of("_EPROCESS", "ActiveProcessLinks"))
     system.processes.remove(proc.ep)
     del system.process_objects[proc.pid]

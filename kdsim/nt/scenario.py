@@ -128,7 +128,7 @@ def _step(system, step: dict, env: dict, procs: dict) -> None:
             raise ScenarioError(f"unknown process {step['process']!r}")
     if op == "spawn":
         parent = procs.get(step.get("parent", ""))
-        p = system.spawn(step["image"], parent, step.get("dlls", ()))
+        p = system.spawn(step["image"], parent, step.get("dlls", ()), step.get("session"))
         procs[step.get("as", step["image"])] = p
     elif op == "alloc":
         r = system.vm.allocate(proc, step["size"], _addr(env, step.get("address", 0)),

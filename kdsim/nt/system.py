@@ -241,7 +241,7 @@ class NtSystem:
         from .vm import VirtualMemory
         self.kernel_tables.alloc = self.alloc_table_page
         self.kernel_tables.linked = lambda *a: propagate(self, *a)
-        self.nonpaged_pool.map_page = self.map_kernel_page
+        self.nonpaged_pool.map_page = lambda va: self.map_kernel_page(va, executable=True)
         self.paged_pool.map_page = self.map_kernel_page
         self.codec = PteCodec(self.profile)
         self.vm = VirtualMemory(self)
@@ -255,6 +255,7 @@ class NtSystem:
         self.rng = random.Random(self.seed)
         self.committed = 0
         self.sections = {}
+        self.session_spaces: dict[int, int] = {}     # session id -> its _MM_SESSION_SPACE
         self.dll_top = {4: 0x78000000, 8: 0x000007FEFF000000}[self.ptr]   # kdsim choice
         from .pagefile import MAX_SLOTS, PagingFile
         self.paging_files = [PagingFile(self, 0, min(self.ram_pages(), MAX_SLOTS))]
@@ -275,11 +276,12 @@ class NtSystem:
         self.update_counters()
         return pfn
 
-    def map_kernel_page(self, va: int) -> int:
-        """Map a fresh zeroed page at kernel ``va`` (pool); returns its physical address."""
+    def map_kernel_page(self, va: int, executable: bool = False) -> int:
+        """Map a fresh zeroed page at kernel ``va`` (pool); returns its physical address.
+        ``executable``: no NX (nonpaged pool before Windows 8)."""
         pfn = self.take_page()
         kt = self.kernel_tables
-        epa = kt.set(va, pfn * PAGE | P | RW | A | D | G | WRITE | self.nx)
+        epa = kt.set(va, pfn * PAGE | P | RW | A | D | G | WRITE | (0 if executable else self.nx))
         self.pfn.make_active(pfn, self.profile.pte_address(va), epa // PAGE, DEMAND_ZERO_RW)
         self.sysva.mapped(va)
         pool = self.paged_pool
@@ -313,9 +315,9 @@ class NtSystem:
 
     # -- processes and their pages ----------------------------------------------------------
 
-    def spawn(self, image: str, parent=None, dlls=()):
+    def spawn(self, image: str, parent=None, dlls=(), session: int | None = None):
         from .process import spawn
-        return spawn(self, image, parent, dlls)
+        return spawn(self, image, parent, dlls, session)
 
     def terminate(self, proc) -> None:
         from .process import terminate
@@ -453,13 +455,16 @@ class NtSystem:
                 self.unref_shared(d.pfn)
             else:
                 self.release_private_page(proc, va, d.pfn)
+                proc.count_private(-1)
         elif d.kind == "transition":            # a private copy, trimmed
             release_backing(self, int(self.pfn.e["orig"][d.pfn]))
             self.pfn.unlink(d.pfn)
             self.pfn.e["orig"][d.pfn] = 0
             self.pfn.release(d.pfn)
+            proc.count_private(-1)
         elif d.kind == "pagefile":
             release_backing(self, proc.tables.read(pa))
+            proc.count_private(-1)
         proc.tables.write(pa, 0)
         self.machine.invlpg(va)
         self.update_counters()

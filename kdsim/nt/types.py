@@ -55,6 +55,11 @@ class _Layout:
             self.structs["_LDR_DATA_TABLE_ENTRY"] = parse_struct(
                 "_LDR_DATA_TABLE_ENTRY", ldr_layout(self.pointer_size))
         self._add_io_types()
+        if "_MM_SESSION_SPACE" not in self.structs:          # not in the PDB dumps either
+            from .profiles.session import layout as session_layout
+            self.structs["_MM_SESSION_SPACE"] = parse_struct(
+                "_MM_SESSION_SPACE", session_layout(self.pointer_size,
+                                                    self.target.startswith("wrk")))
         self.enums: dict[str, EnumType] = {
             name: parse_enum(name, e) for name, e in doc["enums"].items()}
         self.notes: dict[str, dict] = doc.get("notes", {})

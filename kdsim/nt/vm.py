@@ -254,14 +254,18 @@ class VirtualMemory:
                     (pte != 0 and d.protection != MM_DECOMMIT)
                 dropped += committed
             if d.kind == "valid":
+                if d.pfn != s.shared_data_pa // PAGE:    # not the kernel's shared page
+                    proc.count_private(-1)
                 s.release_private_page(proc, va, d.pfn)
             elif d.kind == "transition":
                 release_backing(s, int(s.pfn.e["orig"][d.pfn]))
                 s.pfn.unlink(d.pfn)
                 s.pfn.e["orig"][d.pfn] = 0
                 s.pfn.release(d.pfn)
+                proc.count_private(-1)
             elif d.kind == "pagefile":
                 release_backing(s, pte)
+                proc.count_private(-1)
             if pa is not None and (pte or marker):
                 tables.write(pa, marker or 0)
                 s.machine.invlpg(va)

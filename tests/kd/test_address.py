@@ -196,7 +196,7 @@ def test_summary_on_x64(x64):
         '%ofBusy %ofTotal',
         'Free                                     12      7ff`ffc6e000 (   8.000 TB)'
         '          100.00%',
-        '<unknown>                                 9        0`00213000 (   2.074 MB)'
+        '<unknown>                                10        0`00213000 (   2.074 MB)'
         '  59.13%    0.00%',
         'Heap                                      2        0`00100000 (   1.000 MB)'
         '  28.51%    0.00%',
@@ -209,7 +209,7 @@ def test_summary_on_x64(x64):
         '',
         '--- Type Summary (for busy) ------ RgnCount ----------- Total Size -------- '
         '%ofBusy %ofTotal',
-        'MEM_PRIVATE                              12        0`00314000 (   3.078 MB)'
+        'MEM_PRIVATE                              13        0`00314000 (   3.078 MB)'
         '  87.75%    0.00%',
         'MEM_IMAGE                                28        0`0006c000 ( 432.000 kB)'
         '  12.03%    0.00%',
@@ -220,17 +220,17 @@ def test_summary_on_x64(x64):
         '%ofBusy %ofTotal',
         'MEM_FREE                                 12      7ff`ffc6e000 (   8.000 TB)'
         '          100.00%',
-        'MEM_RESERVE                               3        0`002f5000 (   2.957 MB)'
-        '  84.30%    0.00%',
-        'MEM_COMMIT                               38        0`0008d000 ( 564.000 kB)'
-        '  15.70%    0.00%',
+        'MEM_RESERVE                               4        0`00304000 (   3.016 MB)'
+        '  85.97%    0.00%',
+        'MEM_COMMIT                               38        0`0007e000 ( 504.000 kB)'
+        '  14.03%    0.00%',
         '',
         '--- Protect Summary (for commit) - RgnCount ----------- Total Size -------- '
         '%ofBusy %ofTotal',
         'PAGE_EXECUTE_READ                         7        0`0004b000 ( 300.000 kB)'
         '   8.35%    0.00%',
-        'PAGE_READONLY                            16        0`00025000 ( 148.000 kB)'
-        '   4.12%    0.00%',
+        'PAGE_READONLY                            16        0`00016000 (  88.000 kB)'
+        '   2.45%    0.00%',
         'PAGE_READWRITE                            7        0`0000f000 (  60.000 kB)'
         '   1.67%    0.00%',
         'PAGE_WRITECOPY                            6        0`0000c000 (  48.000 kB)'
@@ -292,16 +292,16 @@ def test_summary_on_wrk_x86(wrk):
         '',
         '--- Usage Summary ---------------- RgnCount ----------- Total Size -------- '
         '%ofBusy %ofTotal',
-        'Free                                      7        0`7fd8f000 (   1.998 GB)'
-        '           99.88%',
-        '<unknown>                                 6        0`00121000 (   1.129 MB)'
-        '  47.45%    0.06%',
+        'Free                                      8        0`7fd9f000 (   1.998 GB)'
+        '           99.89%',
+        '<unknown>                                 5        0`00111000 (   1.066 MB)'
+        '  46.04%    0.05%',
         'Heap                                      2        0`00100000 (   1.000 MB)'
-        '  42.04%    0.05%',
+        '  43.17%    0.05%',
         'Image                                    16        0`0003f000 ( 252.000 kB)'
-        '  10.34%    0.01%',
+        '  10.62%    0.01%',
         'PEB                                       1        0`00001000 (   4.000 kB)'
-        '   0.16%    0.00%']
+        '   0.17%    0.00%']
     assert out[-6:] == [
         '--- Largest Region by Usage ----------- Base Address -------- Region Size ----------',
         'Free                                        0`00411000        0`77b9f000 (   1.871 GB)',

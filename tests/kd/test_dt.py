@@ -488,7 +488,8 @@ def test_recursion_r1_indents_three_more_per_level(x64, x86):
 
 
 def test_bitfields_print_in_binary_with_the_value_when_wider_than_4_bits(x64, x86):
-    # The PTE that maps the System EPROCESS (!pte: contains 800000000350B963).
+    # The PTE that maps the System EPROCESS (!pte: contains 000000000350B963 -- nonpaged
+    # pool is executable before Windows 8: no NX).
     assert run(x64, "dt _MMPTE_HARDWARE FFFFF6FD40018000") == "nt!_MMPTE_HARDWARE\n" + lines(
         "   +0x000 Valid            : 0y1",
         "   +0x000 Dirty1           : 0y1",
@@ -505,8 +506,8 @@ def test_bitfields_print_in_binary_with_the_value_when_wider_than_4_bits(x64, x8
         "   +0x000 PageFrameNumber  : 0y000000000000000000000011010100001011 (0x350b)",
         "   +0x000 reserved1        : 0y0000",
         "   +0x000 SoftwareWsIndex  : 0y00000000000 (0)",
-        "   +0x000 NoExecute        : 0y1")
-    assert "contains 800000000350B963" in run(x64, "!pte fffffa8003000290")
+        "   +0x000 NoExecute        : 0y0")
+    assert "contains 000000000350B963" in run(x64, "!pte fffffa8003000290")
     out86 = run(x86, "dt nt!_MMPTE_HARDWARE C0218000").splitlines()
     assert out86[-1] == "   +0x000 PageFrameNumber  : 0y00000011000110000100 (0x3184)"
     assert "contains 03184963" in run(x86, "!pte 860001a0")

@@ -33,9 +33,9 @@ def _user_page(m):
 # (role, pfn, text): role says which page it is, checked against the memory manager below.
 EXPECTED = {
     "win7-x64": [
-        ("page table", 0x156,
-         "    PFN 00000156 at address FFFFFA8000004020\n"
-         "    flink       00000000  blink / share count 00000009  pteaddress FFFFF6FB40000008\n"
+        ("page table", 0x149,
+         "    PFN 00000149 at address FFFFFA8000003DB0\n"
+         "    flink       00000000  blink / share count 0000000B  pteaddress FFFFF6FB40000008\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000140  Active             \n"
          "                            \n"),
@@ -45,35 +45,35 @@ EXPECTED = {
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000156  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x1A2,
-         "    PFN 000001A2 at address FFFFFA8000004E60\n"
-         "    flink       000001A3  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
+        (P.ZEROED, 0x196,
+         "    PFN 00000196 at address FFFFFA8000004C20\n"
+         "    flink       00000197  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
-        (P.FREE, 0x153,
-         "    PFN 00000153 at address FFFFFA8000003F90\n"
-         "    flink       0000015E  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A000000351\n"
+        (P.FREE, 0x146,
+         "    PFN 00000146 at address FFFFFA8000003D20\n"
+         "    flink       0000014B  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000004  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x166,
-         "    PFN 00000166 at address FFFFFA8000004320\n"
-         "    flink       00000185  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001080\n"
+        (P.STANDBY, 0x158,
+         "    PFN 00000158 at address FFFFFA8000004080\n"
+         "    flink       0000017A  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF680000010C0\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000020  containing page 000167  Standby            \n"
+         "    restore pte 300000080  containing page 000149  Standby            \n"
          "                            \n"),
-        (P.MODIFIED, 0x164,
-         "    PFN 00000164 at address FFFFFA80000042C0\n"
-         "    flink       FFFFFFFFFFFFFFFF  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
+        (P.MODIFIED, 0x157,
+         "    PFN 00000157 at address FFFFFA8000004050\n"
+         "    flink       0000015B  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000163  Modified   M       \n"
          "    Modified                \n"),
     ],
     "win7-x86": [
-        ("page table", 0x71,
-         "    PFN 00000071 at address 84000A98\n"
-         "    flink       00000000  blink / share count 0000000A  pteaddress C0300000\n"
+        ("page table", 0x67,
+         "    PFN 00000067 at address 840009A8\n"
+         "    flink       00000000  blink / share count 0000000B  pteaddress C0300000\n"
          "    reference count 0001   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 00006C  Active             \n"
          "                            \n"),
@@ -83,27 +83,27 @@ EXPECTED = {
          "    reference count 0001   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000071  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x119,
-         "    PFN 00000119 at address 84001A58\n"
-         "    flink       0000011A  blink / share count FFFFFFFF  pteaddress 00000000\n"
+        (P.ZEROED, 0x10F,
+         "    PFN 0000010F at address 84001968\n"
+         "    flink       00000110  blink / share count FFFFFFFF  pteaddress 00000000\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
-        (P.FREE, 0x7B,
-         "    PFN 0000007B at address 84000B88\n"
-         "    flink       00000085  blink / share count FFFFFFFF  pteaddress 890001F1\n"
+        (P.FREE, 0x70,
+         "    PFN 00000070 at address 84000A80\n"
+         "    flink       00000074  blink / share count FFFFFFFF  pteaddress 89000181\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000003  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x8C,
-         "    PFN 0000008C at address 84000D20\n"
-         "    flink       00000103  blink / share count FFFFFFFF  pteaddress C0000840\n"
+        (P.STANDBY, 0x80,
+         "    PFN 00000080 at address 84000C00\n"
+         "    flink       00000099  blink / share count FFFFFFFF  pteaddress C0000860\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
-         "    restore pte 00000020  containing page 000065  Standby            \n"
+         "    restore pte 00003080  containing page 000067  Standby            \n"
          "                            \n"),
-        (P.MODIFIED, 0x8A,
-         "    PFN 0000008A at address 84000CF0\n"
-         "    flink       FFFFFFFF  blink / share count FFFFFFFF  pteaddress C0000844\n"
+        (P.MODIFIED, 0x7F,
+         "    PFN 0000007F at address 84000BE8\n"
+         "    flink       00000083  blink / share count FFFFFFFF  pteaddress C0000844\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 00005A  Modified   M       \n"
          "    Modified                \n"),

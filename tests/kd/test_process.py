@@ -18,7 +18,7 @@ def test_process_0_0_on_the_workshop_machine(wrk):
         "    DirBase: 01000000  ObjectTable: 00000000  HandleCount:   0.\n"
         "    Image: System\n"
         "\n"
-        "PROCESS fb000490  SessionId: none  Cid: 0100    Peb: 7ffdf000  ParentCid: 0004\n"
+        "PROCESS fb000490  SessionId: 0  Cid: 0100    Peb: 7ffdf000  ParentCid: 0004\n"
         "    DirBase: 00005000  ObjectTable: 00000000  HandleCount:   0.\n"
         "    Image: MemoryAlloc.exe\n"
         "\n")
@@ -29,7 +29,7 @@ def test_process_by_image_name_address_and_pid(wrk):
     by_name = d.execute("!process 0 0 memoryalloc.exe")
     assert sum(line.startswith("PROCESS ") for line in by_name.splitlines()) == 1
     assert "Image: MemoryAlloc.exe" in by_name
-    single = "PROCESS fb000490  SessionId: none  Cid: 0100    Peb: 7ffdf000  ParentCid: 0004\n" \
+    single = "PROCESS fb000490  SessionId: 0  Cid: 0100    Peb: 7ffdf000  ParentCid: 0004\n" \
         "    DirBase: 00005000  ObjectTable: 00000000  HandleCount:   0.\n" \
         "    Image: MemoryAlloc.exe\n"
     assert d.execute("!process fb000490 0") == single
@@ -49,14 +49,15 @@ def test_process_0_0_lists_exactly_the_processes_on_psactiveprocesshead(target):
 
 # -- flags 1 and 7: the memory figures and the (empty) thread part --------------------------
 
-def _x64_block(ep, cid, ppid, dirbase, image, vadroot, vads, ws, peak, vsize, faults, commit):
+def _x64_block(ep, cid, ppid, dirbase, image, vadroot, vads, ws, peak, vsize, faults, commit,
+               session="none", private=0):
     return (
         f"PROCESS {ep}\n"
-        f"    SessionId: none  Cid: {cid}    Peb: {'00000000' if cid == '0004' else '7fffffdf000'}"
+        f"    SessionId: {session}  Cid: {cid}    Peb: {'00000000' if cid == '0004' else '7fffffdf000'}"
         f"  ParentCid: {ppid}\n"
         f"    DirBase: {dirbase}  ObjectTable: 0000000000000000  HandleCount:   0.\n"
         f"    Image: {image}\n"
-        f"    VadRoot {vadroot} Vads {vads} Clone 0 Private 0. Modified 0. Locked 0.\n"
+        f"    VadRoot {vadroot} Vads {vads} Clone 0 Private {private}. Modified 0. Locked 0.\n"
         "    DeviceMap 0000000000000000\n"
         "    Token                             0000000000000000\n"
         "    ElapsedTime                       00:00:00.000\n"
@@ -82,7 +83,7 @@ def test_process_0_1_on_win7_x64():
         + _x64_block("fffffa8003000290", "0004", "0000", "03200000", "System",
                      "0000000000000000", 0, 0, 0, 0, 0, 0) + "\n"
         + _x64_block("fffffa8003000860", "0100", "0004", "00008000", "calc.exe",
-                     "fffffa8003000d40", 9, 8, 8, 2, 7, 16) + "\n")
+                     "fffffa8003000d70", 9, 7, 7, 2, 6, 9, session="0", private=3) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +93,10 @@ def win7():
 
 def test_process_address_7_on_win7_x64(win7):
     notepad = win7.nt.scenario["processes"]["notepad"]
-    assert notepad.ep == 0xfffffa800300c040
-    assert win7.debugger.execute("!process fffffa800300c040 7") == _x64_block(
-        "fffffa800300c040", "02b8", "0278", "00137000", "notepad.exe", "fffffa800300cbc0",
-        13, 18, 23, 2, 22, 38) + "\nNo active threads\n"
+    assert notepad.ep == 0xfffffa800300a440
+    assert win7.debugger.execute("!process fffffa800300a440 7") == _x64_block(
+        "fffffa800300a440", "02b8", "0278", "0012d000", "notepad.exe", "fffffa800300ae60",
+        13, 18, 22, 2, 23, 25, session="1", private=15) + "\nNo active threads\n"
 
 
 WRK_SYSTEM_1 = (
@@ -119,10 +120,10 @@ WRK_SYSTEM_1 = (
     "    BasePriority                      0\n"
     "    CommitCharge                      0\n")
 WRK_MEMORYALLOC_1 = (
-    "PROCESS fb000490  SessionId: none  Cid: 0100    Peb: 7ffdf000  ParentCid: 0004\n"
+    "PROCESS fb000490  SessionId: 0  Cid: 0100    Peb: 7ffdf000  ParentCid: 0004\n"
     "    DirBase: 00005000  ObjectTable: 00000000  HandleCount:   0.\n"
     "    Image: MemoryAlloc.exe\n"
-    "    VadRoot fb000750 Vads 10 Clone 0 Private 0. Modified 0. Locked 0.\n"
+    "    VadRoot fb000870 Vads 9 Clone 0 Private 3. Modified 0. Locked 0.\n"
     "    DeviceMap 00000000\n"
     "    Token                             00000000\n"
     "    ElapsedTime                       00:00:00.000\n"
@@ -245,7 +246,7 @@ def test_values_are_read_from_the_eprocess():
     d.execute(f"eq {at('CloneRoot')} fffffa8000001000")
     d.execute(f"eq {at('Job')} fffffa8000002000")
     out = d.execute(f"!process {ep:x} 1")
-    assert "    VadRoot fffffa8003000d40 Vads 9 Clone 1 Private 349. Modified 11623. Locked 0.\n" \
+    assert "    VadRoot fffffa8003000d70 Vads 9 Clone 1 Private 349. Modified 11623. Locked 0.\n" \
            "    DeviceMap fffff8a000004560\n" \
            "    Token                             fffff8a000123450\n" \
            "    ElapsedTime                       1 Day 01:53:14.490\n" \

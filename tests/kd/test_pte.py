@@ -19,13 +19,19 @@ EXPECTED = {
     "win7-x64": {
         0: ("                                           VA 0000000000210000\n"
             "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF68000001080\n"
-            "contains 000000000014B867  contains 000000000014E867  contains 0000000000164867  contains 8000000000163867\n"
-            "pfn 14b       ---DA--UWEV  pfn 14e       ---DA--UWEV  pfn 164       ---DA--UWEV  pfn 163       ---DA--UW-V\n"),
+            "contains 0000000000140867  contains 0000000000143867  contains 0000000000157867  contains 8000000000156867\n"
+            "pfn 140       ---DA--UWEV  pfn 143       ---DA--UWEV  pfn 157       ---DA--UWEV  pfn 156       ---DA--UW-V\n"),
+        # written out, read back by a hard fault and trimmed: a clean standby page
         0x8000: ("                                           VA 0000000000218000\n"
                  "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF680000010C0\n"
-                 "contains 000000000014B867  contains 000000000014E867  contains 0000000000164867  contains 0000000000000080\n"
-                 "pfn 14b       ---DA--UWEV  pfn 14e       ---DA--UWEV  pfn 164       ---DA--UWEV  not valid\n"
-                 + " " * 82 + "DemandZero\n" + " " * 82 + "Protect: 4 - ReadWrite\n"),
+                 "contains 0000000000140867  contains 0000000000143867  contains 0000000000157867  contains 0000000000166884\n"
+                 "pfn 140       ---DA--UWEV  pfn 143       ---DA--UWEV  pfn 157       ---DA--UWEV  not valid\n"
+                 + " " * 82 + "Transition: 166\n" + " " * 82 + "Protect: 4 - ReadWrite\n"),
+        # read back by a hard fault and still valid: clean (no Dirty, no hardware R/W)
+        0x9000: ("                                           VA 0000000000219000\n"
+                 "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF680000010C8\n"
+                 "contains 0000000000140867  contains 0000000000143867  contains 0000000000157867  contains 8000000000167825\n"
+                 "pfn 140       ---DA--UWEV  pfn 143       ---DA--UWEV  pfn 157       ---DA--UWEV  pfn 167       ----A--UW-V\n"),
     },
     "win7-x86pae": {
         0x2000: ("                    VA 00212000\n"
@@ -52,6 +58,27 @@ def test_pte_output_matches_windbgs_layout(notepad):
     m, buf = notepad
     for off, text in EXPECTED[m.target].items():
         assert m.debugger.execute(f"!pte {buf + off:x}") == text
+
+
+def test_committed_untouched_page_is_demand_zero(notepad):
+    """explorer committed four pages of its reservation and wrote one: the others keep
+    the demand-zero PTEs the commit wrote."""
+    m, _ = notepad
+    if m.target != "win7-x64":
+        pytest.skip("one sample is enough")
+    heap = m.nt.scenario["names"]["ex_heap"]
+    cr3 = m.core.cr3
+    m.core.cr3 = m.nt.scenario["processes"]["explorer"].cr3
+    try:
+        out = m.debugger.execute(f"!pte {heap + 0x1000:x}")
+    finally:
+        m.core.cr3 = cr3
+    assert out == (
+        "                                           VA 000007ffffed1000\n"
+        "PXE at FFFFF6FB7DBED078    PPE at FFFFF6FB7DA0FFF8    PDE at FFFFF6FB41FFFFF8    PTE at FFFFF683FFFFF688\n"
+        "contains 0000000000133867  contains 0000000000137867  contains 0000000000138867  contains 0000000000000080\n"
+        "pfn 133       ---DA--UWEV  pfn 137       ---DA--UWEV  pfn 138       ---DA--UWEV  not valid\n"
+        + " " * 82 + "DemandZero\n" + " " * 82 + "Protect: 4 - ReadWrite\n")
 
 
 def test_large_page_shows_the_pde_and_the_page_inside_it(notepad):

@@ -103,10 +103,15 @@ def test_a_trimmed_page_comes_back_by_a_soft_fault(target):
     run("!sim.spawn notepad.exe")
     run("!sim.alloc notepad.exe 10000")
     run("!sim.touch notepad.exe 210000 2000 r")
+    # Demand-zero pages are modified from birth, even when only read: the modified list.
     assert run("!sim.trim notepad.exe 210000 2000") == \
-        "Trimmed 2 pages from notepad.exe's working set: 2 to the standby list\n"
+        "Trimmed 2 pages from notepad.exe's working set: 2 to the modified list\n"
     assert run("!sim.read notepad.exe 211000 1") == \
-        f"Read 0x1 bytes at {BUF[target][:-4]}1000: 00; page faults: transition 1\n"
+        f"Read 0x1 bytes at {BUF[target][:-4]}1000: 00; page faults: transition (modified) 1\n"
+    assert run("!sim.writeout") == \
+        "Modified page writer: 1 page written, now on the standby list\n"
+    assert run("!sim.read notepad.exe 210000 1") == \
+        f"Read 0x1 bytes at {BUF[target]}: 00; page faults: transition 1\n"
     assert consistent(m)
 
 
@@ -305,6 +310,7 @@ def test_zero_page_thread_and_pressure_move_pages_between_lists(target):
     run("!sim.alloc a.exe 10000")
     run("!sim.touch a.exe 210000 4000")
     run("!sim.trim a.exe 210000 4000")
+    run("!sim.writeout")
     assert run("!sim.pressure 10") == "Memory pressure: 4 standby pages repurposed, now on " \
                                       "the free list (the standby list is empty)\n"
     free = m.nt.pfn.total(1)

@@ -33,16 +33,16 @@ Sum System Commit:              1 (          4 Kb)
 
 VM_X64 = """\
 Page File: \\??\\C:\\pagefile.sys
-  Current:    261688 Kb  Free Space:    261672 Kb
+  Current:    261688 Kb  Free Space:    261664 Kb
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62213 (     248852 Kb)
-ResAvail Pages:             62213 (     248852 Kb)
+Available Pages:            62340 (     249360 Kb)
+ResAvail Pages:             62340 (     249360 Kb)
 Locked IO Pages:                0 (          0 Kb)
-Free System PTEs:           65536 (     262144 Kb)
-Modified Pages:                 1 (          4 Kb)
-Modified PF Pages:              1 (          4 Kb)
+Free System PTEs:               0 (          0 Kb)
+Modified Pages:                 2 (          8 Kb)
+Modified PF Pages:              2 (          8 Kb)
 Modified No Write Pages:        0 (          0 Kb)
 NonPagedPool Usage:            15 (         60 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)
@@ -71,16 +71,16 @@ Commit limit:              130844 (     523376 Kb)
 
 VM_X86_1 = """\
 Page File: \\??\\C:\\pagefile.sys
-  Current:    261688 Kb  Free Space:    261672 Kb
+  Current:    261688 Kb  Free Space:    261664 Kb
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62824 (     251296 Kb)
-ResAvail Pages:             62824 (     251296 Kb)
+Available Pages:            62854 (     251416 Kb)
+ResAvail Pages:             62854 (     251416 Kb)
 Locked IO Pages:                0 (          0 Kb)
-Free System PTEs:           32768 (     131072 Kb)
-Modified Pages:                 1 (          4 Kb)
-Modified PF Pages:              1 (          4 Kb)
+Free System PTEs:               0 (          0 Kb)
+Modified Pages:                 2 (          8 Kb)
+Modified PF Pages:              2 (          8 Kb)
 Modified No Write Pages:        0 (          0 Kb)
 NonPagedPool Usage:             8 (         32 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)

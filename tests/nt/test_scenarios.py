@@ -41,7 +41,18 @@ def test_default_scenario_has_the_usual_processes_and_every_page_state(target):
     assert m.core.read_physical(t.pa, 22) == b"Hello from notepad.exe"
     kinds = {nt.codec.decode(notepad.tables.get(buf + i * 0x1000) or 0).kind
              for i in range(16)}
-    assert kinds == {"valid", "pagefile", "demand_zero", "zero"}
+    assert kinds == {"valid", "pagefile", "transition", "zero"}
+    # A clean page on the standby list: read-faulted pages are born modified, so this
+    # one was written out, read back by a hard fault and trimmed again.
+    standby = nt.codec.decode(notepad.tables.get(buf + 0x8000))
+    assert nt.pfn.location(standby.pfn) == STANDBY
+    assert nt.codec.decode(int(nt.pfn.e["orig"][standby.pfn])).kind == "pagefile"
+    read_back = nt.codec.decode(notepad.tables.get(buf + 0x9000))
+    assert read_back.kind == "valid" and not read_back.dirty
+    # Committed on a reservation and never touched: demand-zero PTEs.
+    explorer = nt.scenario["processes"]["explorer"]
+    heap = nt.scenario["names"]["ex_heap"]
+    assert nt.codec.decode(explorer.tables.get(heap + 0x1000)).kind == "demand_zero"
     svchost = nt.scenario["processes"]["svchost1"]
     sv_buf = nt.scenario["names"]["sv1_buf"]
     paged_out = nt.codec.decode(svchost.tables.get(sv_buf))

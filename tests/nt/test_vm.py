@@ -33,7 +33,7 @@ def test_a_reservation_is_a_vad_without_commit_and_touching_it_is_an_access_viol
     assert check(m.core, nt.profile, nt.symbols) == []
 
 
-def test_committed_page_is_demand_zero_then_valid_after_a_touch(sysp):
+def test_committed_page_is_demand_zero_then_valid_and_modified_after_a_read(sysp):
     m, nt, p = sysp
     nt.vm.allocate(p, 0x10000, BASE, commit=False)
     assert nt.vm.allocate(p, 0x1000, BASE, reserve=False).ok
@@ -41,36 +41,58 @@ def test_committed_page_is_demand_zero_then_valid_after_a_touch(sysp):
     status, data = access(nt, p, BASE, 8)
     assert (status, data) == (0, bytes(8))
     pte = nt.codec.decode(p.tables.get(BASE))
-    assert pte.kind == "valid" and not pte.dirty and pte.owner
+    # MiResolveDemandZeroFault: MiInitializePfn(..., 1), and a writable page's PTE is
+    # made dirty -- even though the access was a read.
+    assert pte.kind == "valid" and pte.dirty and pte.owner
     assert nt.pfn.location(pte.pfn) == ACTIVE
+    assert nt.pfn.get(pte.pfn, nt.pfn.lay.modified) == 1
     assert int(nt.pfn.e["pte"][pte.pfn]) == nt.profile.pte_address(BASE)
     assert check(m.core, nt.profile, nt.symbols) == []
+
+
+def test_a_read_only_demand_zero_page_is_modified_but_its_pte_is_not_dirty(sysp):
+    m, nt, p = sysp
+    nt.vm.allocate(p, 0x1000, BASE, protect=pr.PAGE_READONLY)
+    assert access(nt, p, BASE, 1) == (0, b"\0")
+    pte = nt.codec.decode(p.tables.get(BASE))
+    assert pte.kind == "valid" and not pte.dirty
+    assert nt.pfn.get(pte.pfn, nt.pfn.lay.modified) == 1
+    nt.trim_page(p, BASE)                        # no copy anywhere: the modified list
+    assert nt.pfn.location(pte.pfn) == MODIFIED
 
 
 def test_first_write_to_a_clean_page_sets_the_dirty_bits(sysp):
     m, nt, p = sysp
     nt.vm.allocate(p, 0x1000, BASE)
-    access(nt, p, BASE, 1)                       # read: valid, clean (Write bit only)
+    access(nt, p, BASE, b"v", "w")
+    nt.trim_page(p, BASE)                        # dirty: the modified list
+    nt.write_modified()                          # written out: standby, clean
+    assert access(nt, p, BASE, 1) == (0, b"v")  # soft fault: valid, clean (Write bit only)
     assert not nt.codec.decode(p.tables.get(BASE)).dirty
     before = nt.faults.counts["dirty bit"]
     assert access(nt, p, BASE, b"w", "w")[0] == 0
     assert nt.codec.decode(p.tables.get(BASE)).dirty
     assert nt.faults.counts["dirty bit"] == before + 1
+    assert check(m.core, nt.profile, nt.symbols) == []
 
 
 def test_trimmed_pages_come_back_by_soft_fault_with_their_bytes(sysp):
     m, nt, p = sysp
     nt.vm.allocate(p, 0x2000, BASE)
     access(nt, p, BASE, b"dirty page", "w")
-    access(nt, p, BASE + 0x1000, 4)              # clean
+    access(nt, p, BASE + 0x1000, 4)              # only read, but born modified
     nt.trim_page(p, BASE)
     nt.trim_page(p, BASE + 0x1000)
     d0, d1 = (nt.codec.decode(p.tables.get(v)) for v in (BASE, BASE + 0x1000))
     assert (d0.kind, d1.kind) == ("transition", "transition")
-    assert (nt.pfn.location(d0.pfn), nt.pfn.location(d1.pfn)) == (MODIFIED, STANDBY)
+    assert (nt.pfn.location(d0.pfn), nt.pfn.location(d1.pfn)) == (MODIFIED, MODIFIED)
+    nt.write_modified(1)                         # the modified page writer takes the first
+    assert (nt.pfn.location(d0.pfn), nt.pfn.location(d1.pfn)) == (STANDBY, MODIFIED)
     assert check(m.core, nt.profile, nt.symbols) == []
     assert access(nt, p, BASE, 10) == (0, b"dirty page")
     assert nt.codec.decode(p.tables.get(BASE)).pfn == d0.pfn
+    assert access(nt, p, BASE + 0x1000, 4) == (0, bytes(4))
+    assert nt.codec.decode(p.tables.get(BASE + 0x1000)).pfn == d1.pfn
     assert check(m.core, nt.profile, nt.symbols) == []
 
 

@@ -185,7 +185,7 @@ def _register_dump(session) -> str:
 #   Job / DebugPort  a line each only when the pointer is set (seen in samples; order
 #              inferred).
 #
-# Fields kdsim's memory manager does not keep (NumberOfPrivatePages, ModifiedPageCount,
+# Fields kdsim's memory manager does not keep (ModifiedPageCount,
 # the quotas, the times, BasePriority ...) print as the zeros guest memory holds.
 #
 # Flags (MSD-process): bit 0 the block above; bits 1 and 2 the threads.  The thread part
@@ -260,10 +260,20 @@ def _image_name(e: _Snapshot) -> str:
     return raw.split(b"\0")[0].decode("ascii", "replace")
 
 
+def _session_id(session, space: int) -> str:
+    """SessionId: EPROCESS.Session->SessionId (_MM_SESSION_SPACE); ``none`` for a process
+    in no session (System, the master smss.exe) or whose session space cannot be read."""
+    if not space:
+        return "none"
+    f = session.target.types.field("_MM_SESSION_SPACE", "SessionId")
+    value = session._read_int(space + f.offset, f.size)
+    return "none" if value is None else f"{value:d}"
+
+
 def _process_block(session, e: _Snapshot) -> list[str]:
     """The flags-0 lines of one process (x64 puts PROCESS on a line of its own)."""
     ptr = session.target.pointer_size
-    session_text = "none" if not e.get("Session") else "0"
+    session_text = _session_id(session, e.get("Session"))
     pid, ppid = e.get("UniqueProcessId"), e.get("InheritedFromUniqueProcessId")
     dirbase = e.get("Pcb.DirectoryTableBase[0]" if e.has("Pcb.DirectoryTableBase[0]")
                     else "Pcb.DirectoryTableBase")

@@ -1,0 +1,111 @@
+"""EPROCESS counters a debugger prints: NumberOfPrivatePages (``!process``'s "Private")
+counted as the WRK counts it, checked against the pages themselves; and the session a
+process belongs to (EPROCESS.Session -> _MM_SESSION_SPACE.SessionId)."""
+import pytest
+
+import kdsim
+from kdsim.nt.vm import VadInfo
+
+TARGETS = ["win7-x64", "win7-x86pae", "win7-x86", "wrk-x86"]
+PAGE = 0x1000
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def machine(request):
+    return kdsim.boot(request.param, ram="256m")
+
+
+def private_pages(nt, proc) -> int:
+    """The oracle: pages of the process's VADs that are its own -- valid on a page that is
+    not a section's (nor the kernel's shared page), in transition from its own PTE, or in
+    the paging file."""
+    shared = nt.shared_data_pa // PAGE
+    count = 0
+    for node in proc.vads.nodes_in_order():
+        vad = VadInfo(nt, node)
+        for va in range(vad.start, vad.end, PAGE):
+            d = nt.codec.decode(proc.tables.get(va) or 0)
+            if d.kind == "valid":
+                count += d.pfn != shared and not nt.pfn.get(d.pfn, nt.pfn.lay.prototype)
+            else:
+                count += d.kind in ("transition", "pagefile")
+    return count
+
+
+def test_number_of_private_pages_is_every_private_page_wherever_it_is(machine):
+    nt = machine.nt
+    for proc in nt.process_objects.values():
+        assert proc.get_field("NumberOfPrivatePages") == private_pages(nt, proc), proc.name
+
+
+def test_faults_copies_and_frees_move_the_count(machine):
+    nt = machine.nt
+    p = nt.spawn("count.exe")
+    start = p.get_field("NumberOfPrivatePages")
+    base = nt.vm.allocate(p, 0x4000).base
+    from kdsim.nt.fault import access, touch
+    assert touch(nt, p, base, 0x3000, "r")[0] == 0           # three demand-zero faults
+    assert p.get_field("NumberOfPrivatePages") == start + 3
+    nt.trim_page(p, base)
+    nt.write_modified()
+    nt.repurpose(nt.pfn.total(2))                              # paged out: still private
+    assert p.get_field("NumberOfPrivatePages") == start + 3
+    assert nt.vm.free(p, base, 0x1000, release=False).ok       # decommit the paged-out one
+    assert p.get_field("NumberOfPrivatePages") == start + 2
+    k32 = nt.image_section("kernel32.dll").base
+    assert access(nt, p, k32 + 0x11000, b"w", "w")[0] == 0     # a copy-on-write copy
+    assert p.get_field("NumberOfPrivatePages") == start + 3
+    assert nt.vm.free(p, base).ok
+    assert p.get_field("NumberOfPrivatePages") == start + 1 == private_pages(nt, p)
+    nt.terminate(p)
+
+
+def test_process_private_line(machine):
+    d = machine.debugger
+    p = next(iter(nt_procs(machine)))
+    out = d.execute(f"!process {p.ep:x} 1")
+    assert f" Private {p.get_field('NumberOfPrivatePages')}. " in out
+
+
+def nt_procs(machine):
+    return [p for p in machine.nt.process_objects.values()]
+
+
+EXPECTED_SESSIONS = {
+    "win7": {"System": "none", "smss.exe": "none", "csrss.exe": {"0", "1"},
+             "wininit.exe": "0", "services.exe": "0", "lsass.exe": "0",
+             "svchost.exe": "0", "explorer.exe": "1", "notepad.exe": "1"},
+    "wrk": {"System": "none", "MemoryAlloc.exe": "0"},
+}
+
+
+def test_session_ids(machine):
+    import re
+    out = machine.debugger.execute("!process 0 0")
+    found = re.findall(r"SessionId: (\w+)  Cid: \w+ .*\n(?:.*\n)*?    Image: (\S+)", out)
+    want = EXPECTED_SESSIONS["wrk" if machine.target == "wrk-x86" else "win7"]
+    assert {name for _, name in found} == set(want)
+    csrss = set()
+    for sid, name in found:
+        if name == "csrss.exe":
+            csrss.add(sid)
+        else:
+            assert sid == want[name], name
+    if csrss:
+        assert csrss == want["csrss.exe"]
+
+
+def test_session_space_counts_its_processes(machine):
+    nt, ts = machine.nt, machine.nt.ts
+    for sid, va in nt.session_spaces.items():
+        members = [p for p in nt.process_objects.values() if p.session == sid]
+        assert ts.field("_MM_SESSION_SPACE", "SessionId").read(nt.kmem, va) == sid
+        assert ts.field("_MM_SESSION_SPACE", "ReferenceCount").read(nt.kmem, va) == len(members)
+        head = va + ts.offset_of("_MM_SESSION_SPACE", "ProcessList")
+        links, entry = [], nt.read_ptr(head)
+        while entry != head:
+            links.append(entry - ts.offset_of("_EPROCESS", "SessionProcessLinks"))
+            entry = nt.read_ptr(entry)
+        assert links == [p.ep for p in members]
+        for p in members:
+            assert p.get_field("Session") == va
