@@ -16,6 +16,7 @@ PROCESS_TYPE_INDEX = 7             # Win7 ObTypeIndexTable slot of the Process t
 # EPROCESS.Flags: AddressSpaceInitialized (bits 10-11) = 2, HasAddressSpace 18,
 # ProcessInserted 26 -- what a running process has (nt-structures.md §7.1).
 PROCESS_FLAGS = (2 << 10) | (1 << 18) | (1 << 26)
+NORMAL_PAGE_PRIORITY = 5            # Windows 7 !pfn shows "Priority 5" on a process's pages
 MIN_WS, MAX_WS = 50, 345           # default working-set limits in pages (MmMinimumWorkingSetSize ...)
 
 
@@ -45,6 +46,10 @@ def create_eprocess(system, image_name: str, pid: int, parent_pid: int, cr3: int
         "Vm.MinimumWorkingSetSize": MIN_WS,
         "Vm.MaximumWorkingSetSize": MAX_WS,
     }
+    if ts.has_field("_EPROCESS", "DefaultPagePriority"):
+        # Vista+: the page priority a process's pages get (MEMORY_PRIORITY_NORMAL, 5, for
+        # a normal process); the WRK has no such field.
+        values["DefaultPagePriority"] = NORMAL_PAGE_PRIORITY
     if pae_top is not None:
         values["PaeTop"] = pae_top
     raw = bytearray(ts.pack("_EPROCESS", values))
@@ -97,6 +102,15 @@ class Process:
         s.pfn.make_active(pfn, s.profile.pte_address(va), epa // 0x1000, DEMAND_ZERO_RW)
         s.update_counters()
         return pfn * 0x1000
+
+    @property
+    def page_priority(self) -> int:
+        """The priority a page gets when it is made for this process: EPROCESS
+        DefaultPagePriority (Windows 7), else MI_DEFAULT_PFN_PRIORITY (the WRK's)."""
+        from .pfn import DEFAULT_PRIORITY
+        if self.system.ts.has_field("_EPROCESS", "DefaultPagePriority"):
+            return self.get_field("DefaultPagePriority")
+        return DEFAULT_PRIORITY
 
     def count_private(self, pages: int) -> None:
         """EPROCESS.NumberOfPrivatePages: the process's private pages that exist -- made

@@ -42,7 +42,7 @@ EXPECTED = {
         ("user page", 0x148,
          "    PFN 00000148 at address FFFFFA8000003D80\n"
          "    flink       0000000A  blink / share count 00000001  pteaddress FFFFF68000001080\n"
-         "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
+         "    reference count 0001    used entry count  0000      Cached    color 0   Priority 5\n"
          "    restore pte 00000080  containing page 000149  Active     M       \n"
          "    Modified                \n"),
         (P.ZEROED, 0x196,
@@ -54,19 +54,19 @@ EXPECTED = {
         (P.FREE, 0x146,
          "    PFN 00000146 at address FFFFFA8000003D20\n"
          "    flink       0000014B  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
-         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
+         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 5\n"
          "    restore pte 00000000  containing page 000004  Free               \n"
          "                            \n"),
         (P.STANDBY, 0x158,
          "    PFN 00000158 at address FFFFFA8000004080\n"
          "    flink       0000017A  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF680000010C0\n"
-         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
+         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 5\n"
          "    restore pte 300000080  containing page 000149  Standby            \n"
          "                            \n"),
         (P.MODIFIED, 0x157,
          "    PFN 00000157 at address FFFFFA8000004050\n"
          "    flink       0000015B  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
-         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
+         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 5\n"
          "    restore pte 00000080  containing page 000156  Modified   M       \n"
          "    Modified                \n"),
     ],
@@ -80,7 +80,7 @@ EXPECTED = {
         ("user page", 0x72,
          "    PFN 00000072 at address 84000AB0\n"
          "    flink       00000009  blink / share count 00000001  pteaddress C0000840\n"
-         "    reference count 0001   Cached     color 0   Priority 3\n"
+         "    reference count 0001   Cached     color 0   Priority 5\n"
          "    restore pte 00000080  containing page 000067  Active     M       \n"
          "    Modified                \n"),
         (P.ZEROED, 0x10F,
@@ -92,19 +92,19 @@ EXPECTED = {
         (P.FREE, 0x70,
          "    PFN 00000070 at address 84000A80\n"
          "    flink       00000074  blink / share count FFFFFFFF  pteaddress 89000181\n"
-         "    reference count 0000   Cached     color 0   Priority 3\n"
+         "    reference count 0000   Cached     color 0   Priority 5\n"
          "    restore pte 00000000  containing page 000003  Free               \n"
          "                            \n"),
         (P.STANDBY, 0x80,
          "    PFN 00000080 at address 84000C00\n"
          "    flink       00000099  blink / share count FFFFFFFF  pteaddress C0000860\n"
-         "    reference count 0000   Cached     color 0   Priority 3\n"
+         "    reference count 0000   Cached     color 0   Priority 5\n"
          "    restore pte 00003080  containing page 000067  Standby            \n"
          "                            \n"),
         (P.MODIFIED, 0x7F,
          "    PFN 0000007F at address 84000BE8\n"
          "    flink       00000083  blink / share count FFFFFFFF  pteaddress C0000844\n"
-         "    reference count 0000   Cached     color 0   Priority 3\n"
+         "    reference count 0000   Cached     color 0   Priority 5\n"
          "    restore pte 00000080  containing page 000053  Modified   M       \n"
          "    Modified                \n"),
     ],
