@@ -206,6 +206,8 @@ def spawn(system, image: str, parent=None, dlls=(), session: int | None = None) 
     join_session(system, proc, session_of(system, image, parent, session))
     proc.ws = WorkingSet(system, proc)
     vm, codec, a = system.vm, system.codec, system.profile.address_space
+    if a.vad_bitmap is not None:
+        _list_table_pages(system, proc)
 
     # KUSER_SHARED_DATA's user view: a valid read-only PTE on the kernel's shared page.
     # The WRK has no VAD there (MiCheckVirtualAddress special-cases MM_SHARED_USER_DATA_VA,
@@ -269,6 +271,28 @@ def spawn(system, image: str, parent=None, dlls=(), session: int | None = None) 
     proc.set_field("SectionBaseAddress", image_base)
     proc.peb, proc.teb, proc.stack, proc.heap = peb, teb, (stack.base, top), heap.base
     return proc
+
+
+def _list_table_pages(system, proc) -> None:
+    """The WRK's working-set list names the process's own pages of the system range: its
+    page directory, hyperspace page table, VAD bitmap and list page, locked
+    (FirstDynamic 4), and then every page table of its user range as it is made (the
+    Server 2003 !wsle sample, windbg-formats D-7: c0300203 c0301203 c0502203 c0503203,
+    then c01ff201, c0001201 ...).  Windows 7 lists its table pages too (a PAE !wsle
+    sample); kdsim does it on the WRK only so far."""
+    profile, a = system.profile, system.profile.address_space
+    proc.map_private_kernel_page(a.vad_bitmap)
+    for va in (profile.self_map.pde_base, profile.pte_address(a.hyper_space_start) & ~0xFFF,
+               a.vad_bitmap, a.working_set_list):
+        proc.ws.insert_locked(va, system.codec.decode(proc.tables.get(va)).pfn)
+    alloc, limit = proc.tables.alloc, a.system_range_start
+
+    def alloc_and_list(level: int, va: int, parent_entry_pa: int) -> int:
+        pa = alloc(level, va, parent_entry_pa)
+        if level == 1 and va < limit:          # a page table of the user range
+            proc.ws.insert(profile.pte_address(va) & ~0xFFF, pa // PAGE)
+        return pa
+    proc.tables.alloc = alloc_and_list
 
 
 def write_user(system, proc, va: int, data: bytes) -> None:

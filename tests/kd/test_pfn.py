@@ -109,21 +109,21 @@ EXPECTED = {
          "    Modified                \n"),
     ],
     "wrk-x86": [
-        ("page table", 0x9,
-         "    PFN 00000009 at address 810000D8\n"
-         "    flink       00000000  blink / share count 00000002  pteaddress C0300000\n"
+        ("page table", 0xA,
+         "    PFN 0000000A at address 810000F0\n"
+         "    flink       00000006  blink / share count 00000002  pteaddress C0300000\n"
          "    reference count 0001   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000005  Active             \n"
          "                            \n"),
-        ("user page", 0x11,
-         "    PFN 00000011 at address 81000198\n"
-         "    flink       00000006  blink / share count 00000001  pteaddress C0000D00\n"
-         "    reference count 0001   Cached     color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000009  Active     M       \n"
-         "    Modified                \n"),
-        (P.ZEROED, 0x12,
+        ("user page", 0x12,
          "    PFN 00000012 at address 810001B0\n"
-         "    flink       00000013  blink / share count FFFFFFFF  pteaddress 00000000\n"
+         "    flink       0000000E  blink / share count 00000001  pteaddress C0000D00\n"
+         "    reference count 0001   Cached     color 0   Priority 3\n"
+         "    restore pte 00000080  containing page 00000A  Active     M       \n"
+         "    Modified                \n"),
+        (P.ZEROED, 0x13,
+         "    PFN 00000013 at address 810001C8\n"
+         "    flink       00000014  blink / share count FFFFFFFF  pteaddress 00000000\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
