@@ -278,8 +278,9 @@ def _list_table_pages(system, proc) -> None:
     page directory, hyperspace page table, VAD bitmap and list page, locked
     (FirstDynamic 4), and then every page table of its user range as it is made (the
     Server 2003 !wsle sample, windbg-formats D-7: c0300203 c0301203 c0502203 c0503203,
-    then c01ff201, c0001201 ...).  Windows 7 lists its table pages too (a PAE !wsle
-    sample); kdsim does it on the WRK only so far."""
+    then c01ff201, c0001201 ...).  A Windows 10 PAE sample (Windows Internals) lists
+    table pages too, but the reference has no Windows 7 one: kdsim's Windows 7 targets
+    list the user pages only."""
     profile, a = system.profile, system.profile.address_space
     proc.map_private_kernel_page(a.vad_bitmap)
     for va in (profile.self_map.pde_base, profile.pte_address(a.hyper_space_start) & ~0xFFF,
