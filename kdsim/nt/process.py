@@ -16,6 +16,7 @@ PROCESS_TYPE_INDEX = 7             # Win7 ObTypeIndexTable slot of the Process t
 # EPROCESS.Flags: AddressSpaceInitialized (bits 10-11) = 2, HasAddressSpace 18,
 # ProcessInserted 26 -- what a running process has (nt-structures.md §7.1).
 PROCESS_FLAGS = (2 << 10) | (1 << 18) | (1 << 26)
+PROCESS_IN_SESSION = 1 << 16       # EPROCESS.Flags.ProcessInSession (PS_PROCESS_FLAGS_IN_SESSION)
 NORMAL_PAGE_PRIORITY = 5            # Windows 7 !pfn shows "Priority 5" on a process's pages
 MIN_WS, MAX_WS = 50, 345           # default working-set limits in pages (MmMinimumWorkingSetSize ...)
 
@@ -165,14 +166,16 @@ def session_space(system, session_id: int) -> int:
 
 
 def join_session(system, proc, session_id: int | None) -> None:
-    """MiSessionAddProcess: EPROCESS.Session names the session space, the process goes on
-    its ProcessList (through SessionProcessLinks) and ReferenceCount counts it."""
+    """MiSessionAddProcess: EPROCESS.Session names the session space, Flags gets
+    ProcessInSession, the process goes on its ProcessList (through SessionProcessLinks)
+    and ReferenceCount counts it."""
     proc.session = session_id
     if session_id is None:
         return
     ts, kmem = system.ts, system.kmem
     va = session_space(system, session_id)
     proc.set_field("Session", va)
+    proc.set_field("Flags", proc.get_field("Flags") | PROCESS_IN_SESSION)
     system.insert_tail_list(va + ts.offset_of("_MM_SESSION_SPACE", "ProcessList"),
                             proc.ep + ts.offset_of("_EPROCESS", "SessionProcessLinks"))
     f = ts.field("_MM_SESSION_SPACE", "ReferenceCount")

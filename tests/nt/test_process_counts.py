@@ -109,6 +109,10 @@ def test_session_space_counts_its_processes(machine):
         assert links == [p.ep for p in members]
         for p in members:
             assert p.get_field("Session") == va
+            assert p.get_field("Flags") >> 16 & 1         # ProcessInSession
+    for p in nt.process_objects.values():
+        if p.session is None:
+            assert p.get_field("Session") == 0 and not p.get_field("Flags") >> 16 & 1
 
 
 def test_a_process_page_gets_the_process_page_priority(machine):
