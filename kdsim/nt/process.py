@@ -183,7 +183,7 @@ def join_session(system, proc, session_id: int | None) -> None:
 
 
 def leave_session(system, proc) -> None:
-    if getattr(proc, "session", None) is None:
+    if proc.session is None:
         return
     ts, kmem = system.ts, system.kmem
     va = system.session_spaces[proc.session]
