@@ -120,7 +120,7 @@ class FaultHandler:
         epa = proc.tables.set(page, codec.valid(pfn, protection, owner=True,
                                                 dirty=pr.is_writable(protection)))
         s.pfn.make_active(pfn, s.profile.pte_address(page), epa // PAGE, original,
-                          modified=True)
+                          modified=True, priority=proc.page_priority)
         proc.ws.insert(page, pfn)
         proc.count_private(1)
         s.bump_fault_count(proc)
@@ -150,24 +150,27 @@ class FaultHandler:
             pfn = pd.pfn
             s.pfn.unlink(pfn)
             s.pfn.make_active(pfn, proto_va, proto_frame, int(s.pfn.e["orig"][pfn]), share=0,
-                              prototype=True, new_reference=False)
+                              prototype=True, new_reference=False,
+                              priority=proc.page_priority)
             kind = "prototype (transition)"
         elif pd.kind == "subsection":
             pfn = s.take_page()
             s.machine.write_physical(pfn * PAGE, section.contents(index))
-            s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True)
+            s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True,
+                              priority=proc.page_priority)
             kind = "prototype (read from the file)"
         elif pd.kind == "demand_zero":
             pfn = s.take_page()
             # MiResolveProtoPteFault resolves it with MiResolveDemandZeroFault: modified.
             s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True,
-                              modified=True)
+                              modified=True, priority=proc.page_priority)
             kind = "prototype (demand zero)"
         elif pd.kind == "pagefile":
             pfn = s.take_page()
             pf = s.paging_files[pd.page_file_low]
             s.machine.write_physical(pfn * PAGE, pf.read(pd.page_file_high))
-            s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True)
+            s.pfn.make_active(pfn, proto_va, proto_frame, raw, share=0, prototype=True,
+                              priority=proc.page_priority)
             kind = "prototype (read from the paging file)"
         else:
             self.counts["unsupported"] += 1
@@ -201,7 +204,7 @@ class FaultHandler:
         proc.tables.write(pa, codec.valid(new, prot, owner=True, dirty=True))
         s.machine.invlpg(page)
         s.pfn.make_active(new, s.profile.pte_address(page), pa // PAGE,
-                          codec.demand_zero(prot), modified=True)
+                          codec.demand_zero(prot), modified=True, priority=proc.page_priority)
         s.pfn.e["u1"][new] = proc.ws.entries[page]          # the same working-set entry
         proc.count_private(1)
         s.unref_shared(old)
@@ -239,7 +242,7 @@ class FaultHandler:
                                           dirty=write and pr.is_writable(protection)))
         s.pfn.make_active(pfn, s.profile.pte_address(page), pa // PAGE,
                           codec.pagefile(d.page_file_low, d.page_file_high, protection),
-                          modified=write)
+                          modified=write, priority=proc.page_priority)
         if write:
             self._free_backing(pfn)
         proc.ws.insert(page, pfn)
@@ -269,7 +272,8 @@ class FaultHandler:
         proc.tables.write(pa, codec.valid(d.pfn, d.protection, owner=True,
                                           dirty=modified or write))
         s.pfn.make_active(d.pfn, s.profile.pte_address(page), pa // PAGE, original,
-                          modified=modified or write, new_reference=False)
+                          modified=modified or write, new_reference=False,
+                          priority=proc.page_priority)
         if write:
             self._free_backing(d.pfn)
         proc.ws.insert(page, d.pfn)
@@ -413,7 +417,8 @@ def _demand_zero_run(system, proc, start: int, limit: int, write: bool) -> int:
     pte_vas = np.uint64(s.profile.pte_address(start)) + \
         np.arange(run, dtype=np.uint64) * np.uint64(s.profile.pte_size)
     s.pfn.make_active_many(pfns, pte_vas, np.full(run, pt >> 12),
-                           codec.demand_zero(protection), modified=True)
+                           codec.demand_zero(protection), modified=True,
+                           priority=proc.page_priority)
     proc.ws.insert_many(vas, pfns)
     proc.count_private(run)
     proc.set_field("Vm.PageFaultCount", proc.get_field("Vm.PageFaultCount") + run)

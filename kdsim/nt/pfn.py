@@ -111,7 +111,8 @@ class PfnDatabase:
 
     def make_active(self, pfn: int, pte_va: int, pte_frame: int, original_pte: int, *,
                     share: int = 1, reference: int = 1, prototype: bool = False,
-                    modified: bool = False, new_reference: bool = True) -> None:
+                    modified: bool = False, new_reference: bool = True,
+                    priority: int = DEFAULT_PRIORITY) -> None:
         """The page now backs the PTE at ``pte_va`` (in page-table page ``pte_frame``).
 
         As MiInitializePfn does, a page newly named by a PTE adds one to the share count
@@ -129,14 +130,14 @@ class PfnDatabase:
         u3 = lay.modified.put(u3, int(modified))
         u3 = lay.cache.put(u3, MI_PFN_CACHED)
         if lay.priority.word == "u3":
-            u3 = lay.priority.put(u3, DEFAULT_PRIORITY)
+            u3 = lay.priority.put(u3, priority)
         u4 = lay.frame.put(0, pte_frame)
         if lay.prototype.word == "u3":
             u3 = lay.prototype.put(u3, int(prototype))
         else:
             u4 = lay.prototype.put(u4, int(prototype))
         if lay.priority.word == "u4":
-            u4 = lay.priority.put(u4, DEFAULT_PRIORITY)
+            u4 = lay.priority.put(u4, priority)
         rec["u3"] = u3
         rec["u4"] = u4
 
@@ -310,7 +311,7 @@ class PfnDatabase:
 
     def make_active_many(self, frames: np.ndarray, pte_vas: np.ndarray, pte_frames: np.ndarray,
                          original: int = 0, modified: bool = False,
-                         new_reference: bool = True) -> None:
+                         new_reference: bool = True, priority: int = DEFAULT_PRIORITY) -> None:
         """``make_active`` for many pages at once (share and reference 1)."""
         lay, e = self.lay, self.e
         if new_reference:
@@ -320,7 +321,7 @@ class PfnDatabase:
         u3 = lay.modified.put(u3, int(modified))
         u3 = lay.cache.put(u3, MI_PFN_CACHED)
         if lay.priority.word == "u3":
-            u3 = lay.priority.put(u3, DEFAULT_PRIORITY)
+            u3 = lay.priority.put(u3, priority)
         e["u1"][frames] = 0
         e["u2"][frames] = 1
         e["pte"][frames] = pte_vas
@@ -328,7 +329,7 @@ class PfnDatabase:
         e["u3"][frames] = u3
         u4 = (pte_frames.astype(np.uint64) & np.uint64(lay.frame.mask)) << np.uint64(lay.frame.shift)
         if lay.priority.word == "u4":
-            u4 |= np.uint64(lay.priority.put(0, DEFAULT_PRIORITY))
+            u4 |= np.uint64(lay.priority.put(0, priority))
         e["u4"][frames] = u4.astype(e["u4"].dtype)
 
     def walk(self, list_id: int, limit: int | None = None):

@@ -16,6 +16,8 @@ PROCESS_TYPE_INDEX = 7             # Win7 ObTypeIndexTable slot of the Process t
 # EPROCESS.Flags: AddressSpaceInitialized (bits 10-11) = 2, HasAddressSpace 18,
 # ProcessInserted 26 -- what a running process has (nt-structures.md §7.1).
 PROCESS_FLAGS = (2 << 10) | (1 << 18) | (1 << 26)
+PROCESS_IN_SESSION = 1 << 16       # EPROCESS.Flags.ProcessInSession (PS_PROCESS_FLAGS_IN_SESSION)
+NORMAL_PAGE_PRIORITY = 5            # Windows 7 !pfn shows "Priority 5" on a process's pages
 MIN_WS, MAX_WS = 50, 345           # default working-set limits in pages (MmMinimumWorkingSetSize ...)
 
 
@@ -45,6 +47,10 @@ def create_eprocess(system, image_name: str, pid: int, parent_pid: int, cr3: int
         "Vm.MinimumWorkingSetSize": MIN_WS,
         "Vm.MaximumWorkingSetSize": MAX_WS,
     }
+    if ts.has_field("_EPROCESS", "DefaultPagePriority"):
+        # Vista+: the page priority a process's pages get (MEMORY_PRIORITY_NORMAL, 5, for
+        # a normal process); the WRK has no such field.
+        values["DefaultPagePriority"] = NORMAL_PAGE_PRIORITY
     if pae_top is not None:
         values["PaeTop"] = pae_top
     raw = bytearray(ts.pack("_EPROCESS", values))
@@ -97,6 +103,15 @@ class Process:
         s.pfn.make_active(pfn, s.profile.pte_address(va), epa // 0x1000, DEMAND_ZERO_RW)
         s.update_counters()
         return pfn * 0x1000
+
+    @property
+    def page_priority(self) -> int:
+        """The priority a page gets when it is made for this process: EPROCESS
+        DefaultPagePriority (Windows 7), else MI_DEFAULT_PFN_PRIORITY (the WRK's)."""
+        from .pfn import DEFAULT_PRIORITY
+        if self.system.ts.has_field("_EPROCESS", "DefaultPagePriority"):
+            return self.get_field("DefaultPagePriority")
+        return DEFAULT_PRIORITY
 
     def count_private(self, pages: int) -> None:
         """EPROCESS.NumberOfPrivatePages: the process's private pages that exist -- made
@@ -151,14 +166,16 @@ def session_space(system, session_id: int) -> int:
 
 
 def join_session(system, proc, session_id: int | None) -> None:
-    """MiSessionAddProcess: EPROCESS.Session names the session space, the process goes on
-    its ProcessList (through SessionProcessLinks) and ReferenceCount counts it."""
+    """MiSessionAddProcess: EPROCESS.Session names the session space, Flags gets
+    ProcessInSession, the process goes on its ProcessList (through SessionProcessLinks)
+    and ReferenceCount counts it."""
     proc.session = session_id
     if session_id is None:
         return
     ts, kmem = system.ts, system.kmem
     va = session_space(system, session_id)
     proc.set_field("Session", va)
+    proc.set_field("Flags", proc.get_field("Flags") | PROCESS_IN_SESSION)
     system.insert_tail_list(va + ts.offset_of("_MM_SESSION_SPACE", "ProcessList"),
                             proc.ep + ts.offset_of("_EPROCESS", "SessionProcessLinks"))
     f = ts.field("_MM_SESSION_SPACE", "ReferenceCount")
@@ -166,7 +183,7 @@ def join_session(system, proc, session_id: int | None) -> None:
 
 
 def leave_session(system, proc) -> None:
-    if getattr(proc, "session", None) is None:
+    if proc.session is None:
         return
     ts, kmem = system.ts, system.kmem
     va = system.session_spaces[proc.session]
@@ -192,6 +209,8 @@ def spawn(system, image: str, parent=None, dlls=(), session: int | None = None) 
     join_session(system, proc, session_of(system, image, parent, session))
     proc.ws = WorkingSet(system, proc)
     vm, codec, a = system.vm, system.codec, system.profile.address_space
+    if a.vad_bitmap is not None:
+        _list_table_pages(system, proc)
 
     # KUSER_SHARED_DATA's user view: a valid read-only PTE on the kernel's shared page.
     # The WRK has no VAD there (MiCheckVirtualAddress special-cases MM_SHARED_USER_DATA_VA,
@@ -315,6 +334,29 @@ def write_loader_data(system, proc, va: int, modules) -> int:
         blob[name_va - va:name_va - va + len(full)] = full
     write_user(system, proc, va, bytes(blob))
     return va
+
+
+def _list_table_pages(system, proc) -> None:
+    """The WRK's working-set list names the process's own pages of the system range: its
+    page directory, hyperspace page table, VAD bitmap and list page, locked
+    (FirstDynamic 4), and then every page table of its user range as it is made (the
+    Server 2003 !wsle sample, windbg-formats D-7: c0300203 c0301203 c0502203 c0503203,
+    then c01ff201, c0001201 ...).  A Windows 10 PAE sample (Windows Internals) lists
+    table pages too, but the reference has no Windows 7 one: kdsim's Windows 7 targets
+    list the user pages only."""
+    profile, a = system.profile, system.profile.address_space
+    proc.map_private_kernel_page(a.vad_bitmap)
+    for va in (profile.self_map.pde_base, profile.pte_address(a.hyper_space_start) & ~0xFFF,
+               a.vad_bitmap, a.working_set_list):
+        proc.ws.insert_locked(va, system.codec.decode(proc.tables.get(va)).pfn)
+    alloc, limit = proc.tables.alloc, a.system_range_start
+
+    def alloc_and_list(level: int, va: int, parent_entry_pa: int) -> int:
+        pa = alloc(level, va, parent_entry_pa)
+        if level == 1 and va < limit:          # a page table of the user range
+            proc.ws.insert(profile.pte_address(va) & ~0xFFF, pa // PAGE)
+        return pa
+    proc.tables.alloc = alloc_and_list
 
 
 def write_user(system, proc, va: int, data: bytes) -> None:

@@ -28,8 +28,24 @@ class WorkingSet:
         self.entry_flags = WSLE_VALID | (1 << ts.field("_MMWSLE", "u1.e1.Direct").bit_pos)
         self.f_next_free = ts.field("_MMWSLE", "u1.e2.NextFree") \
             if ts.has_field("_MMWSLE", "u1.e2.NextFree") else None
+        self.first_dynamic = 0                # entries below it are locked (FirstDynamic)
+        self.f_locked = ts.field("_MMWSLE", "u1.e1.LockedInWs") \
+            if ts.has_field("_MMWSLE", "u1.e1.LockedInWs") else None
         self._grow()
         self._write_header()
+
+    def insert_locked(self, page_va: int, pfn: int) -> int:
+        """An entry the working-set manager never trims (the process's page directory,
+        hyperspace table, VAD bitmap and list pages): before FirstDynamic, with
+        LockedInWs where the entry layout has it (the WRK's)."""
+        index = self.insert(page_va, pfn)
+        if index != self.first_dynamic:
+            raise AssertionError("locked working-set entries come first")
+        if self.f_locked is not None:
+            self._write_entry(index, self.f_locked.insert(page_va | self.entry_flags, 1))
+        self.first_dynamic += 1
+        self._write_header()
+        return index
 
     def _grow(self) -> None:
         va = self.base + self.mapped
@@ -48,7 +64,8 @@ class WorkingSet:
         sysm, ep = self.system, self.proc.ep
         last = max(self.next_index - 1, 0)
         first_free = self.free[-1] if self.free else self.next_index
-        values = {"FirstFree": first_free, "FirstDynamic": 0, "LastEntry": last,
+        values = {"FirstFree": first_free, "FirstDynamic": self.first_dynamic,
+                  "LastEntry": last,
                   "NextSlot": 0, "Wsle": self.wsle,
                   "LastInitializedWsle": self.capacity() - 1}
         for name, v in values.items():

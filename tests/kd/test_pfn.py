@@ -39,11 +39,11 @@ EXPECTED = {
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000140  Active             \n"
          "                            \n"),
-        ("user page", 0x155,
-         "    PFN 00000155 at address FFFFFA8000003FF0\n"
-         "    flink       0000000B  blink / share count 00000001  pteaddress FFFFF68000001080\n"
-         "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000156  Active     M       \n"
+        ("user page", 0x148,
+         "    PFN 00000148 at address FFFFFA8000003D80\n"
+         "    flink       0000000A  blink / share count 00000001  pteaddress FFFFF68000001080\n"
+         "    reference count 0001    used entry count  0000      Cached    color 0   Priority 5\n"
+         "    restore pte 00000080  containing page 000149  Active     M       \n"
          "    Modified                \n"),
         (P.ZEROED, 0x196,
          "    PFN 00000196 at address FFFFFA8000004C20\n"
@@ -54,20 +54,20 @@ EXPECTED = {
         (P.FREE, 0x146,
          "    PFN 00000146 at address FFFFFA8000003D20\n"
          "    flink       0000014B  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
-         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
+         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 5\n"
          "    restore pte 00000000  containing page 000004  Free               \n"
          "                            \n"),
         (P.STANDBY, 0x158,
          "    PFN 00000158 at address FFFFFA8000004080\n"
          "    flink       0000017A  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF680000010C0\n"
-         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
+         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 5\n"
          "    restore pte 300000080  containing page 000149  Standby            \n"
          "                            \n"),
         (P.MODIFIED, 0x157,
          "    PFN 00000157 at address FFFFFA8000004050\n"
          "    flink       0000015B  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
-         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000163  Modified   M       \n"
+         "    reference count 0000    used entry count  0000      Cached    color 0   Priority 5\n"
+         "    restore pte 00000080  containing page 000156  Modified   M       \n"
          "    Modified                \n"),
     ],
     "win7-x86": [
@@ -77,11 +77,11 @@ EXPECTED = {
          "    reference count 0001   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 00006C  Active             \n"
          "                            \n"),
-        ("user page", 0x7D,
-         "    PFN 0000007D at address 84000BB8\n"
-         "    flink       0000000A  blink / share count 00000001  pteaddress C0000840\n"
-         "    reference count 0001   Cached     color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000071  Active     M       \n"
+        ("user page", 0x72,
+         "    PFN 00000072 at address 84000AB0\n"
+         "    flink       00000009  blink / share count 00000001  pteaddress C0000840\n"
+         "    reference count 0001   Cached     color 0   Priority 5\n"
+         "    restore pte 00000080  containing page 000067  Active     M       \n"
          "    Modified                \n"),
         (P.ZEROED, 0x10F,
          "    PFN 0000010F at address 84001968\n"
@@ -92,35 +92,35 @@ EXPECTED = {
         (P.FREE, 0x70,
          "    PFN 00000070 at address 84000A80\n"
          "    flink       00000074  blink / share count FFFFFFFF  pteaddress 89000181\n"
-         "    reference count 0000   Cached     color 0   Priority 3\n"
+         "    reference count 0000   Cached     color 0   Priority 5\n"
          "    restore pte 00000000  containing page 000003  Free               \n"
          "                            \n"),
         (P.STANDBY, 0x80,
          "    PFN 00000080 at address 84000C00\n"
          "    flink       00000099  blink / share count FFFFFFFF  pteaddress C0000860\n"
-         "    reference count 0000   Cached     color 0   Priority 3\n"
+         "    reference count 0000   Cached     color 0   Priority 5\n"
          "    restore pte 00003080  containing page 000067  Standby            \n"
          "                            \n"),
         (P.MODIFIED, 0x7F,
          "    PFN 0000007F at address 84000BE8\n"
          "    flink       00000083  blink / share count FFFFFFFF  pteaddress C0000844\n"
-         "    reference count 0000   Cached     color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 00005A  Modified   M       \n"
+         "    reference count 0000   Cached     color 0   Priority 5\n"
+         "    restore pte 00000080  containing page 000053  Modified   M       \n"
          "    Modified                \n"),
     ],
     # Server 2003: the pre-Vista debugger's lines 3-5 (MSD-pfn's x86 sample).
     "wrk-x86": [
-        ("page table", 0x9,
-         "    PFN 00000009 at address 810000D8\n"
-         "    flink       00000000  blink / share count 00000003  pteaddress C0300000\n"
+        ("page table", 0xA,
+         "    PFN 0000000A at address 810000F0\n"
+         "    flink       00000006  blink / share count 00000002  pteaddress C0300000\n"
          "    reference count 0001   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 000005  Active             \n"
          "                            \n"),
         ("user page", 0x12,
          "    PFN 00000012 at address 810001B0\n"
-         "    flink       00000007  blink / share count 00000001  pteaddress C0000D00\n"
+         "    flink       0000000E  blink / share count 00000001  pteaddress C0000D00\n"
          "    reference count 0001   Cached     color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000009  Active     M       \n"
+         "    restore pte 00000080  containing page 00000A  Active     M       \n"
          "    Modified                \n"),
         (P.ZEROED, 0x13,
          "    PFN 00000013 at address 810001C8\n"

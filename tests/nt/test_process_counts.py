@@ -109,3 +109,21 @@ def test_session_space_counts_its_processes(machine):
         assert links == [p.ep for p in members]
         for p in members:
             assert p.get_field("Session") == va
+            assert p.get_field("Flags") >> 16 & 1         # ProcessInSession
+    for p in nt.process_objects.values():
+        if p.session is None:
+            assert p.get_field("Session") == 0 and not p.get_field("Flags") >> 16 & 1
+
+
+def test_a_process_page_gets_the_process_page_priority(machine):
+    """Windows 7: EPROCESS.DefaultPagePriority is 5 (a normal process) and the pages made
+    for the process carry it (!pfn "Priority 5"); the WRK has no per-process page
+    priority, its pages keep MI_DEFAULT_PFN_PRIORITY (3)."""
+    nt = machine.nt
+    p = next(p for p in nt.process_objects.values() if p.name != "System")
+    want = 3 if machine.target == "wrk-x86" else 5
+    if machine.target != "wrk-x86":
+        assert p.get_field("DefaultPagePriority") == 5
+    peb = nt.codec.decode(p.tables.get(p.peb))
+    assert nt.pfn.get(peb.pfn, nt.pfn.lay.priority) == want
+    assert f"Priority {want}\n" in machine.debugger.execute(f"!pfn {peb.pfn:x}")

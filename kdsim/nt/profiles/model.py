@@ -71,6 +71,10 @@ class AddressSpace:
     nonpaged_system_start: int           # MmNonPagedSystemStart
     hal_reserved_start: int              # last 4 MB, reserved for the HAL
     system_cache_end_extra: Optional[int] = None   # MiSystemCacheEndExtra (WRK only)
+    # The WRK's per-process VAD bitmap page in hyperspace, just below the working-set list
+    # (x86); None where kdsim maps none.  With it, the working-set list also names the
+    # process's own table pages (the Server 2003 !wsle sample, D-7).
+    vad_bitmap: Optional[int] = None
     shared_user_data_user_va: int = MM_SHARED_USER_DATA_VA
     lowest_user_address: int = MM_LOWEST_USER_ADDRESS
 

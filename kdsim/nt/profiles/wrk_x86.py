@@ -24,8 +24,10 @@ PROFILE = Profile(
         shared_user_data_va=0xFFDF0000,
         hyper_space_start=0xC0400000,               # HYPER_SPACE
         hyper_space_end=0xC07FFFFF,                 # HYPER_SPACE_END
-        # [D] after 255 mapping PTEs, the compression PTE and a 4 KB VAD bitmap (mi386.h)
-        working_set_list=0xC0502000,
+        # The Server 2003 !wsle sample (windbg-formats D-7) shows "Working Set @ c0503000"
+        # and, among its locked entries, c0502000 -- the VAD bitmap page, below the list.
+        working_set_list=0xC0503000,
+        vad_bitmap=0xC0502000,
         system_cache_working_set=0xC0C00000,        # MM_SYSTEM_CACHE_WORKING_SET
         kseg0_base=0x80000000,                      # MM_KSEG0_BASE
         kernel_base=0x80800000,                     # kdsim choice: 2003's usual nt base
