@@ -53,6 +53,7 @@ STEP_BYTES = 0x10                     # code bytes between two steps of main
 # (inside kdsim's images, which are smaller than the real files)
 SERVICE_STUB_RVA = {4: 0x64f0, 8: 0x4fd0}      # ntdll's system-service stub return
 THUNK_RVA = {"kernel32.dll": 0x3c45, "ntdll.dll": 0x37f5}     # thread start thunks
+FRAME_SIZES = {f.name: f.frame for f in ntimage.FUNCTIONS}     # x64 unwind data
 
 
 class ProgramError(Exception):
@@ -189,10 +190,6 @@ class Executor:
         return f0
 
     # -- running (called by the debugger) -------------------------------------------------
-
-    def runnable(self) -> bool:
-        return any(not t.done for t in self.threads) or (
-            self._worker is not None and self._worker.is_alive())
 
     def go(self, switch_cr3: int | None = None) -> StopEvent:
         """Let the guest run until it stops; returns why.  ``switch_cr3``: when the
@@ -406,7 +403,7 @@ class Executor:
             t.bp = t.sp
 
     def _frame_size(self, name: str) -> int:
-        return next(f.frame for f in ntimage.FUNCTIONS if f.name == name)
+        return FRAME_SIZES[name]
 
     def _check_int3(self, name: str) -> None:
         va = self.s.functions[name]
