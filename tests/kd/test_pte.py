@@ -19,19 +19,19 @@ EXPECTED = {
     "win7-x64": {
         0: ("                                           VA 0000000000210000\n"
             "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF68000001080\n"
-            "contains 0000000000140867  contains 0000000000143867  contains 0000000000157867  contains 8000000000156867\n"
-            "pfn 140       ---DA--UWEV  pfn 143       ---DA--UWEV  pfn 157       ---DA--UWEV  pfn 156       ---DA--UW-V\n"),
+            "contains 000000000014A867  contains 000000000014D867  contains 0000000000163867  contains 8000000000162867\n"
+            "pfn 14a       ---DA--UWEV  pfn 14d       ---DA--UWEV  pfn 163       ---DA--UWEV  pfn 162       ---DA--UW-V\n"),
         # written out, read back by a hard fault and trimmed: a clean standby page
         0x8000: ("                                           VA 0000000000218000\n"
                  "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF680000010C0\n"
-                 "contains 0000000000140867  contains 0000000000143867  contains 0000000000157867  contains 0000000000166884\n"
-                 "pfn 140       ---DA--UWEV  pfn 143       ---DA--UWEV  pfn 157       ---DA--UWEV  not valid\n"
-                 + " " * 82 + "Transition: 166\n" + " " * 82 + "Protect: 4 - ReadWrite\n"),
+                 "contains 000000000014A867  contains 000000000014D867  contains 0000000000163867  contains 0000000000172884\n"
+                 "pfn 14a       ---DA--UWEV  pfn 14d       ---DA--UWEV  pfn 163       ---DA--UWEV  not valid\n"
+                 + " " * 82 + "Transition: 172\n" + " " * 82 + "Protect: 4 - ReadWrite\n"),
         # read back by a hard fault and still valid: clean (no Dirty, no hardware R/W)
         0x9000: ("                                           VA 0000000000219000\n"
                  "PXE at FFFFF6FB7DBED000    PPE at FFFFF6FB7DA00000    PDE at FFFFF6FB40000008    PTE at FFFFF680000010C8\n"
-                 "contains 0000000000140867  contains 0000000000143867  contains 0000000000157867  contains 8000000000167825\n"
-                 "pfn 140       ---DA--UWEV  pfn 143       ---DA--UWEV  pfn 157       ---DA--UWEV  pfn 167       ----A--UW-V\n"),
+                 "contains 000000000014A867  contains 000000000014D867  contains 0000000000163867  contains 8000000000173825\n"
+                 "pfn 14a       ---DA--UWEV  pfn 14d       ---DA--UWEV  pfn 163       ---DA--UWEV  pfn 173       ----A--UW-V\n"),
     },
     "win7-x86pae": {
         0x2000: ("                    VA 00212000\n"
@@ -60,18 +60,24 @@ def test_pte_output_matches_windbgs_layout(notepad):
         assert m.debugger.execute(f"!pte {buf + off:x}") == text
 
 
-def test_committed_untouched_page_is_demand_zero():
+@pytest.fixture(scope="module")
+def explorer_x64():
+    """One sample is enough: the default scenario on win7-x64 with explorer running."""
+    m = kdsim.boot("win7-x64")
+    m.core.cr3 = m.nt.scenario["processes"]["explorer"].cr3
+    return m, m.nt.scenario["names"]["ex_heap"]
+
+
+def test_committed_untouched_page_is_demand_zero(explorer_x64):
     """explorer committed four pages of its reservation and wrote one: the others keep
     the demand-zero PTEs the commit wrote."""
-    m = kdsim.boot("win7-x64")
-    heap = m.nt.scenario["names"]["ex_heap"]
-    m.core.cr3 = m.nt.scenario["processes"]["explorer"].cr3
+    m, heap = explorer_x64
     out = m.debugger.execute(f"!pte {heap + 0x1000:x}")
     assert out == (
         "                                           VA 000007ffffed1000\n"
         "PXE at FFFFF6FB7DBED078    PPE at FFFFF6FB7DA0FFF8    PDE at FFFFF6FB41FFFFF8    PTE at FFFFF683FFFFF688\n"
-        "contains 0000000000133867  contains 0000000000137867  contains 0000000000138867  contains 0000000000000080\n"
-        "pfn 133       ---DA--UWEV  pfn 137       ---DA--UWEV  pfn 138       ---DA--UWEV  not valid\n"
+        "contains 000000000013B867  contains 0000000000140867  contains 0000000000141867  contains 0000000000000080\n"
+        "pfn 13b       ---DA--UWEV  pfn 140       ---DA--UWEV  pfn 141       ---DA--UWEV  not valid\n"
         + " " * 82 + "DemandZero\n" + " " * 82 + "Protect: 4 - ReadWrite\n")
 
 

@@ -132,11 +132,15 @@ def test_vad_of_the_workshop_process_on_wrk_x86(wrk):
         'VAD     level      start      end    commit',
         'fb000770 ( 2)         10      10f         2 Private      READWRITE',
         'fb000790 ( 1)        110      20f         4 Private      READWRITE',
-        'fb000b70 ( 2)        340      34f        16 Private      READWRITE',
-        'fb000870 ( 0)        400      410         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000b40 ( 3)      77fb0    77fba         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000a50 ( 2)      77fc0    77fd1         0 Mapped  Exe  EXECUTE_WRITECOPY',
-        'fb000960 ( 3)      77fe0    77ff0         0 Mapped  Exe  EXECUTE_WRITECOPY',
+        'fb000f08 ( 2)        340      34f        16 Private      READWRITE',
+        'fb000970 ( 0)        400      410         3 Mapped  Exe  EXECUTE_WRITECOPY  '
+        '\\Documents and Settings\\All Users\\MemoryAlloc.exe',
+        'fb000ed8 ( 3)      77fb0    77fba         2 Mapped  Exe  EXECUTE_WRITECOPY  '
+        '\\WINDOWS\\system32\\KernelBase.dll',
+        'fb000d08 ( 2)      77fc0    77fd1         1 Mapped  Exe  EXECUTE_WRITECOPY  '
+        '\\WINDOWS\\system32\\kernel32.dll',
+        'fb000b38 ( 3)      77fe0    77ff0         3 Mapped  Exe  EXECUTE_WRITECOPY  '
+        '\\WINDOWS\\system32\\ntdll.dll',
         'fb000750 ( 1)      7ffde    7ffde         1 Private      READWRITE',
         'fb000730 ( 2)      7ffdf    7ffdf         1 Private      READWRITE',
         '',

@@ -6,8 +6,12 @@ import pytest
 import kdsim
 from kdsim.nt.pfn import AVAILABLE_LISTS, MODIFIED, MODIFIED_NO_WRITE
 
-# kdsim models no system commit category but the paged pool's (MmPagedPoolCommit).
-SYSTEM_COMMIT_LINES = """\
+# kdsim models no system commit category but the paged pool's (MmPagedPoolCommit): its
+# pages are the whole sum.  x64 has two (its image segments' information blocks spill into
+# a second page), x86 one.
+def system_commit_lines(paged_pool_pages: int) -> str:
+    kb = f"{paged_pool_pages:>9} ({paged_pool_pages * 4:>11} Kb)"
+    return f"""\
 Processor Commit:               0 (          0 Kb)
 Session Commit:                 0 (          0 Kb)
 Shared Commit:                  0 (          0 Kb)
@@ -18,7 +22,7 @@ ContigMem Pages:                0 (          0 Kb)
 Partition Pages:                0 (          0 Kb)
 Pages For AWE:                  0 (          0 Kb)
 NonPagedPool Commit:            0 (          0 Kb)
-PagedPool Commit:               1 (          4 Kb)
+PagedPool Commit:       {kb}
 Driver Commit:                  0 (          0 Kb)
 Boot Commit:                    0 (          0 Kb)
 PFN Array Commit:               0 (          0 Kb)
@@ -28,7 +32,7 @@ SkPagesInUnchargedSlabs:        0 (          0 Kb)
 System PageTables:              0 (          0 Kb)
 ProcessLockedFilePages:         0 (          0 Kb)
 Pagefile Hash Pages:            0 (          0 Kb)
-Sum System Commit:              1 (          4 Kb)
+Sum System Commit:      {kb}
 """
 
 VM_X64 = """\
@@ -37,21 +41,21 @@ Page File: \\??\\C:\\pagefile.sys
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62340 (     249360 Kb)
-ResAvail Pages:             62340 (     249360 Kb)
+Available Pages:            62198 (     248792 Kb)
+ResAvail Pages:             62198 (     248792 Kb)
 Locked IO Pages:                0 (          0 Kb)
-Free System PTEs:               0 (          0 Kb)
+Free System PTEs:           65536 (     262144 Kb)
 Modified Pages:                 2 (          8 Kb)
 Modified PF Pages:              2 (          8 Kb)
 Modified No Write Pages:        0 (          0 Kb)
 NonPagedPool Usage:            15 (         60 Kb)
 NonPagedPoolNx Usage:           0 (          0 Kb)
 NonPagedPool Max:           49066 (     196264 Kb)
-PagedPool Usage:                1 (          4 Kb)
+PagedPool Usage:                2 (          8 Kb)
 PagedPool Maximum:       33554432 (  134217728 Kb)
-""" + SYSTEM_COMMIT_LINES + """\
-Total Private:                159 (        636 Kb)
-Committed pages:             3119 (      12476 Kb)
+""" + system_commit_lines(2) + """\
+Total Private:                249 (        996 Kb)
+Committed pages:             3209 (      12836 Kb)
 Commit limit:              130844 (     523376 Kb)
 
   Pid ImageName                        Commit   SharedCommit        Debt
@@ -75,10 +79,10 @@ Page File: \\??\\C:\\pagefile.sys
   Minimum:    261688 Kb  Maximum:       261688 Kb
 
 Physical Memory:            65422 (     261688 Kb)
-Available Pages:            62854 (     251416 Kb)
-ResAvail Pages:             62854 (     251416 Kb)
+Available Pages:            62811 (     251244 Kb)
+ResAvail Pages:             62811 (     251244 Kb)
 Locked IO Pages:                0 (          0 Kb)
-Free System PTEs:               0 (          0 Kb)
+Free System PTEs:           32768 (     131072 Kb)
 Modified Pages:                 2 (          8 Kb)
 Modified PF Pages:              2 (          8 Kb)
 Modified No Write Pages:        0 (          0 Kb)
@@ -87,9 +91,9 @@ NonPagedPoolNx Usage:           0 (          0 Kb)
 NonPagedPool Max:           49066 (     196264 Kb)
 PagedPool Usage:                1 (          4 Kb)
 PagedPool Maximum:          28672 (     114688 Kb)
-""" + SYSTEM_COMMIT_LINES + """\
-Total Private:                149 (        596 Kb)
-Committed pages:             2620 (      10480 Kb)
+""" + system_commit_lines(1) + """\
+Total Private:                239 (        956 Kb)
+Committed pages:             2710 (      10840 Kb)
 Commit limit:              130844 (     523376 Kb)
 """
 

@@ -11,24 +11,24 @@ def m(request):
 
 
 EXPECTED = {
-    "win7-x64": ("Amd64VtoP: Virt 0000000000210000, pagedir 0000000000145000\n"
-                 "Amd64VtoP: PML4E 0000000000145000\n"
-                 "Amd64VtoP: PDPE 000000000014b000\n"
-                 "Amd64VtoP: PDE 000000000014e008\n"
-                 "Amd64VtoP: PTE 0000000000164080\n"
-                 "Amd64VtoP: Mapped phys 0000000000163000\n"
-                 "Virtual address 210000 translates to physical address 163000.\n"),
+    "win7-x64": ("Amd64VtoP: Virt 0000000000210000, pagedir 0000000000144000\n"
+                 "Amd64VtoP: PML4E 0000000000144000\n"
+                 "Amd64VtoP: PDPE 000000000014a000\n"
+                 "Amd64VtoP: PDE 000000000014d008\n"
+                 "Amd64VtoP: PTE 0000000000163080\n"
+                 "Amd64VtoP: Mapped phys 0000000000162000\n"
+                 "Virtual address 210000 translates to physical address 162000.\n"),
     "win7-x86pae": ("X86VtoP: Virt 0000000000210000, pagedir 0000000003000140\n"
-                    "X86VtoP: PAE PDPE 0000000003000140 - 000000000008c001\n"
-                    "X86VtoP: PAE PDE 000000000008c008 - 0000000000100867\n"
-                    "X86VtoP: PAE PTE 0000000000100080 - 800000000009e867\n"
-                    "X86VtoP: PAE Mapped phys 000000000009e000\n"
-                    "Virtual address 210000 translates to physical address 9e000.\n"),
-    "win7-x86": ("X86VtoP: Virt 00210000, pagedir 00070000\n"
-                 "X86VtoP: PDE 00070000 - 00075867\n"
-                 "X86VtoP: PTE 00075840 - 00080867\n"
-                 "X86VtoP: Mapped phys 00080000\n"
-                 "Virtual address 210000 translates to physical address 80000.\n"),
+                    "X86VtoP: PAE PDPE 0000000003000140 - 0000000000095001\n"
+                    "X86VtoP: PAE PDE 0000000000095008 - 000000000010b867\n"
+                    "X86VtoP: PAE PTE 000000000010b080 - 800000000010a867\n"
+                    "X86VtoP: PAE Mapped phys 000000000010a000\n"
+                    "Virtual address 210000 translates to physical address 10a000.\n"),
+    "win7-x86": ("X86VtoP: Virt 00210000, pagedir 0007a000\n"
+                 "X86VtoP: PDE 0007a000 - 0007f867\n"
+                 "X86VtoP: PTE 0007f840 - 0008b867\n"
+                 "X86VtoP: Mapped phys 0008b000\n"
+                 "Virtual address 210000 translates to physical address 8b000.\n"),
 }
 
 

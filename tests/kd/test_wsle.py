@@ -34,7 +34,7 @@ Virtual Address           Age  Locked  ReferenceCount
 000000000021b009          0        0        1
 
 Reading the WSLE data...
-Valid WSLE entries = 0x12
+Valid WSLE entries = 0x13
 found end @ wsle index 0x16e
 """
 
@@ -67,7 +67,7 @@ Virtual Address           Age  Locked  ReferenceCount
         0021b009          0        0        1
 
 Reading the WSLE data...
-Valid WSLE entries = 0x11
+Valid WSLE entries = 0x12
 found end @ wsle index 0x255
 """
 
