@@ -12,7 +12,7 @@ FILE_OBJECT_X86 = (
     "   +0x008 Vpb              : (null) \n"
     "   +0x00c FsContext        : (null) \n"
     "   +0x010 FsContext2       : (null) \n"
-    "   +0x014 SectionObjectPointer : 0x86000bf0 _SECTION_OBJECT_POINTERS\n"
+    "   +0x014 SectionObjectPointer : 0x86000c10 _SECTION_OBJECT_POINTERS\n"
     "   +0x018 PrivateCacheMap  : (null) \n"
     "   +0x01c FinalStatus      : 0n0\n"
     "   +0x020 RelatedFileObject : (null) \n"
@@ -59,7 +59,7 @@ def test_dt_file_object_on_x86():
     m = kdsim.boot("win7-x86", ram="256m", scenario="none")
     m.nt.spawn("calc.exe")
     fo = m.nt.sections["ntdll.dll"].file_object
-    assert fo == 0x86000B70
+    assert fo == 0x86000B90
     assert m.debugger.execute(f"dt nt!_FILE_OBJECT {fo:x}") == FILE_OBJECT_X86
 
 

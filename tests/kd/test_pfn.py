@@ -33,101 +33,100 @@ def _user_page(m):
 # (role, pfn, text): role says which page it is, checked against the memory manager below.
 EXPECTED = {
     "win7-x64": [
-        ("page table", 0x149,
-         "    PFN 00000149 at address FFFFFA8000003DB0\n"
+        ("page table", 0x155,
+         "    PFN 00000155 at address FFFFFA8000003FF0\n"
          "    flink       00000000  blink / share count 0000000B  pteaddress FFFFF6FB40000008\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000140  Active             \n"
+         "    restore pte 00000080  containing page 00013F  Active             \n"
          "                            \n"),
-        ("user page", 0x148,
-         "    PFN 00000148 at address FFFFFA8000003D80\n"
-         "    flink       0000000A  blink / share count 00000001  pteaddress FFFFF68000001080\n"
+        ("user page", 0x154,
+         "    PFN 00000154 at address FFFFFA8000003FC0\n"
+         "    flink       0000000B  blink / share count 00000001  pteaddress FFFFF68000001080\n"
          "    reference count 0001    used entry count  0000      Cached    color 0   Priority 5\n"
-         "    restore pte 00000080  containing page 000149  Active     M       \n"
+         "    restore pte 00000080  containing page 000155  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x196,
-         "    PFN 00000196 at address FFFFFA8000004C20\n"
-         "    flink       00000197  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
+        (P.ZEROED, 0x1A3,
+         "    PFN 000001A3 at address FFFFFA8000004E90\n"
+         "    flink       000001A4  blink / share count FFFFFFFFFFFFFFFF  pteaddress 0000000000000000\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
-        (P.FREE, 0x146,
-         "    PFN 00000146 at address FFFFFA8000003D20\n"
-         "    flink       0000014B  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A0000002B1\n"
+        (P.FREE, 0x152,
+         "    PFN 00000152 at address FFFFFA8000003F60\n"
+         "    flink       00000157  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF8A000000351\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 5\n"
          "    restore pte 00000000  containing page 000004  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x158,
-         "    PFN 00000158 at address FFFFFA8000004080\n"
-         "    flink       0000017A  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF680000010C0\n"
+        (P.STANDBY, 0x164,
+         "    PFN 00000164 at address FFFFFA80000042C0\n"
+         "    flink       00000186  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF680000010C0\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 5\n"
-         "    restore pte 300000080  containing page 000149  Standby            \n"
+         "    restore pte 300000080  containing page 000155  Standby            \n"
          "                            \n"),
-        (P.MODIFIED, 0x157,
-         "    PFN 00000157 at address FFFFFA8000004050\n"
-         "    flink       0000015B  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
+        (P.MODIFIED, 0x163,
+         "    PFN 00000163 at address FFFFFA8000004290\n"
+         "    flink       00000167  blink / share count FFFFFFFFFFFFFFFF  pteaddress FFFFF68000001088\n"
          "    reference count 0000    used entry count  0000      Cached    color 0   Priority 5\n"
-         "    restore pte 00000080  containing page 000156  Modified   M       \n"
+         "    restore pte 00000080  containing page 000162  Modified   M       \n"
          "    Modified                \n"),
     ],
     "win7-x86": [
-        ("page table", 0x67,
-         "    PFN 00000067 at address 840009A8\n"
-         "    flink       00000000  blink / share count 0000000B  pteaddress C0300000\n"
+        ("page table", 0x71,
+         "    PFN 00000071 at address 84000A98\n"
+         "    flink       00000000  blink / share count 0000000C  pteaddress C0300000\n"
          "    reference count 0001   Cached     color 0   Priority 3\n"
          "    restore pte 00000080  containing page 00006C  Active             \n"
          "                            \n"),
-        ("user page", 0x72,
-         "    PFN 00000072 at address 84000AB0\n"
-         "    flink       00000009  blink / share count 00000001  pteaddress C0000840\n"
+        ("user page", 0x7D,
+         "    PFN 0000007D at address 84000BB8\n"
+         "    flink       0000000A  blink / share count 00000001  pteaddress C0000840\n"
          "    reference count 0001   Cached     color 0   Priority 5\n"
-         "    restore pte 00000080  containing page 000067  Active     M       \n"
+         "    restore pte 00000080  containing page 000071  Active     M       \n"
          "    Modified                \n"),
-        (P.ZEROED, 0x10F,
-         "    PFN 0000010F at address 84001968\n"
-         "    flink       00000110  blink / share count FFFFFFFF  pteaddress 00000000\n"
+        (P.ZEROED, 0x11B,
+         "    PFN 0000011B at address 84001A88\n"
+         "    flink       0000011C  blink / share count FFFFFFFF  pteaddress 00000000\n"
          "    reference count 0000   Cached     color 0   Priority 3\n"
          "    restore pte 00000000  containing page 000000  Zeroed             \n"
          "                            \n"),
-        (P.FREE, 0x70,
-         "    PFN 00000070 at address 84000A80\n"
-         "    flink       00000074  blink / share count FFFFFFFF  pteaddress 89000181\n"
+        (P.FREE, 0x7B,
+         "    PFN 0000007B at address 84000B88\n"
+         "    flink       0000007F  blink / share count FFFFFFFF  pteaddress 890001F1\n"
          "    reference count 0000   Cached     color 0   Priority 5\n"
          "    restore pte 00000000  containing page 000003  Free               \n"
          "                            \n"),
-        (P.STANDBY, 0x80,
-         "    PFN 00000080 at address 84000C00\n"
-         "    flink       00000099  blink / share count FFFFFFFF  pteaddress C0000860\n"
+        (P.STANDBY, 0x8B,
+         "    PFN 0000008B at address 84000D08\n"
+         "    flink       00000105  blink / share count FFFFFFFF  pteaddress C0000860\n"
          "    reference count 0000   Cached     color 0   Priority 5\n"
-         "    restore pte 00003080  containing page 000067  Standby            \n"
+         "    restore pte 00003080  containing page 000071  Standby            \n"
          "                            \n"),
-        (P.MODIFIED, 0x7F,
-         "    PFN 0000007F at address 84000BE8\n"
-         "    flink       00000083  blink / share count FFFFFFFF  pteaddress C0000844\n"
+        (P.MODIFIED, 0x8A,
+         "    PFN 0000008A at address 84000CF0\n"
+         "    flink       0000008E  blink / share count FFFFFFFF  pteaddress C0000844\n"
          "    reference count 0000   Cached     color 0   Priority 5\n"
-         "    restore pte 00000080  containing page 000053  Modified   M       \n"
+         "    restore pte 00000080  containing page 00005A  Modified   M       \n"
          "    Modified                \n"),
     ],
-    # Server 2003: the pre-Vista debugger's lines 3-5 (MSD-pfn's x86 sample).
     "wrk-x86": [
         ("page table", 0xA,
          "    PFN 0000000A at address 810000F0\n"
-         "    flink       00000006  blink / share count 00000002  pteaddress C0300000\n"
-         "    reference count 0001   Cached     color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 000005  Active             \n"
-         "                            \n"),
-        ("user page", 0x12,
-         "    PFN 00000012 at address 810001B0\n"
-         "    flink       0000000E  blink / share count 00000001  pteaddress C0000D00\n"
-         "    reference count 0001   Cached     color 0   Priority 3\n"
-         "    restore pte 00000080  containing page 00000A  Active     M       \n"
-         "    Modified                \n"),
-        (P.ZEROED, 0x13,
+         "    flink       00000006  blink / share count 00000003  pteaddress C0300000\n"
+         "    reference count 0001                                 color 0\n"
+         "    restore pte 00000080  containing page        000005  Active   \n"
+         " \n"),
+        ("user page", 0x13,
          "    PFN 00000013 at address 810001C8\n"
-         "    flink       00000014  blink / share count FFFFFFFF  pteaddress 00000000\n"
-         "    reference count 0000   Cached     color 0   Priority 3\n"
-         "    restore pte 00000000  containing page 000000  Zeroed             \n"
-         "                            \n"),
+         "    flink       0000000F  blink / share count 00000001  pteaddress C0000D00\n"
+         "    reference count 0001                                 color 0\n"
+         "    restore pte 00000080  containing page        00000A  Active     M     \n"
+         "    Modified          \n"),
+        (P.ZEROED, 0x14,
+         "    PFN 00000014 at address 810001E0\n"
+         "    flink       00000015  blink / share count FFFFFFFF  pteaddress 00000000\n"
+         "    reference count 0000                                 color 0\n"
+         "    restore pte 00000000  containing page        000000  Zeroed   \n"
+         " \n"),
     ],
 }
 

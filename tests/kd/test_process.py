@@ -82,8 +82,8 @@ def test_process_0_1_on_win7_x64():
         "**** NT ACTIVE PROCESS DUMP ****\n"
         + _x64_block("fffffa8003000290", "0004", "0000", "03200000", "System",
                      "0000000000000000", 0, 0, 0, 0, 0, 0) + "\n"
-        + _x64_block("fffffa8003000860", "0100", "0004", "00008000", "calc.exe",
-                     "fffffa8003000d70", 9, 7, 7, 2, 6, 9, session="0", private=3) + "\n")
+        + _x64_block("fffffa8003000860", "0100", "0004", "00007000", "calc.exe",
+                     "fffffa8003000d70", 9, 8, 8, 2, 7, 16, session="0", private=4) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +93,10 @@ def win7():
 
 def test_process_address_7_on_win7_x64(win7):
     notepad = win7.nt.scenario["processes"]["notepad"]
-    assert notepad.ep == 0xfffffa800300a440
-    assert win7.debugger.execute("!process fffffa800300a440 7") == _x64_block(
-        "fffffa800300a440", "02b8", "0278", "0012d000", "notepad.exe", "fffffa800300ae60",
-        13, 18, 22, 2, 23, 25, session="1", private=15) + "\nNo active threads\n"
+    assert notepad.ep == 0xfffffa800300c040
+    assert win7.debugger.execute("!process fffffa800300c040 7") == _x64_block(
+        "fffffa800300c040", "02b8", "0278", "00136000", "notepad.exe", "fffffa800300cbc0",
+        13, 19, 23, 2, 24, 38, session="1", private=16) + "\nNo active threads\n"
 
 
 WRK_SYSTEM_1 = (
@@ -123,7 +123,7 @@ WRK_MEMORYALLOC_1 = (
     "PROCESS fb000490  SessionId: 0  Cid: 0100    Peb: 7ffdf000  ParentCid: 0004\n"
     "    DirBase: 00005000  ObjectTable: 00000000  HandleCount:   0.\n"
     "    Image: MemoryAlloc.exe\n"
-    "    VadRoot fb000870 Vads 9 Clone 0 Private 3. Modified 0. Locked 0.\n"
+    "    VadRoot fb000970 Vads 9 Clone 0 Private 4. Modified 0. Locked 0.\n"
     "    DeviceMap 00000000\n"
     "    Token                             00000000\n"
     "    ElapsedTime                       00:00:00.000\n"
@@ -131,8 +131,8 @@ WRK_MEMORYALLOC_1 = (
     "    KernelTime                        00:00:00.000\n"
     "    QuotaPoolUsage[PagedPool]         0\n"
     "    QuotaPoolUsage[NonPagedPool]      0\n"
-    "    Working Set Sizes (now,min,max)  (15, 50, 345) (60KB, 200KB, 1380KB)\n"
-    "    PeakWorkingSetSize                15\n"
+    "    Working Set Sizes (now,min,max)  (16, 50, 345) (64KB, 200KB, 1380KB)\n"
+    "    PeakWorkingSetSize                16\n"
     "    VirtualSize                       2 Mb\n"
     "    PeakVirtualSize                   2 Mb\n"
     "    PageFaultCount                    7\n"
